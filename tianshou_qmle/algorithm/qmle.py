@@ -1,0 +1,402 @@
+"""QMLE: Q-learning with maximum-likelihood arg max predictors (Tavakoli et al., TMLR; arXiv 2410.06317).
+
+:class:`QMLEPolicy` acts ε-greedily around an approximate arg max of an action-in Q network over
+``m_greedy`` sampled candidates; :class:`QMLE` implements Algorithm 1 (App. A) with the App. B agent:
+TD targets maximised over ``m_target`` candidates from the *target* predictors plus the stored prior,
+the refined arg max written back to the buffer, predictors fitted to it by maximum likelihood, and
+hard target copies of Q and the predictors.
+
+Actions everywhere inside QMLE (Q's input, the predictors, the buffer's ``act`` and ``act_max``)
+live in the normalised box [-1, 1]^d; ``map_action`` scales them to the environment's bounds.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tianshou.algorithm.algorithm_base import (
+    LaggedNetworkFullUpdateAlgorithmMixin,
+    OffPolicyAlgorithm,
+    Policy,
+    TArrOrActBatch,
+    TrainingStats,
+)
+from tianshou.algorithm.optim import OptimizerFactory
+from tianshou.data import Batch, ReplayBuffer
+from tianshou.data.batch import BatchProtocol
+from tianshou.data.types import (
+    ActStateBatchProtocol,
+    BatchWithReturnsProtocol,
+    ObsBatchProtocol,
+    RolloutBatchProtocol,
+)
+
+from tianshou_qmle.data.buffer import ARGMAX_PRIOR_KEY
+from tianshou_qmle.net.critic import as_float_tensor
+from tianshou_qmle.net.qmle_net import QMLENetwork
+from tianshou_qmle.search.argmax import approximate_argmax
+from tianshou_qmle.search.proposals import search_counts, validate_budget, validate_ratios
+
+log = logging.getLogger(__name__)
+
+TABLE1_RATIOS = (0.9, 0.01, 0.09)
+"""ρ0 (uniform), ρ1 (delta), ρ2 (factored categorical) from Table 1."""
+
+
+def check_box_action_space(action_space: gym.Space) -> gym.spaces.Box:
+    """Accept a bounded, one-dimensional ``Box``; anything else gets a ValueError that says so."""
+    if not isinstance(action_space, gym.spaces.Box):
+        raise ValueError(
+            f"action_space {action_space!r} is not supported: QMLE currently accepts "
+            f"gymnasium.spaces.Box action spaces only"
+        )
+    if len(action_space.shape) != 1:
+        raise ValueError(
+            f"action_space must be a flat Box of shape (d,), got shape {action_space.shape}"
+        )
+    if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
+        raise ValueError(
+            f"action_space must have finite bounds for uniform sampling, got "
+            f"low={action_space.low}, high={action_space.high}"
+        )
+    return action_space
+
+
+def check_finite_observations(obs: torch.Tensor) -> None:
+    if not bool(torch.isfinite(obs).all()):
+        bad = (~torch.isfinite(obs)).nonzero()[:3].tolist()
+        raise ValueError(
+            f"observations must be finite, but got NaN or inf at (row, column) {bad}; "
+            f"check the environment or its observation wrappers"
+        )
+
+
+class QMLEPolicy(Policy):
+    """ε-greedy policy around an approximate arg max of an action-in Q network (Algorithm 1).
+
+    With probability ε it acts uniformly at random in the box; otherwise it draws ``m_greedy``
+    candidates from uniform sampling and the arg max predictors (Eq. 21, with the ratios below) and
+    takes the one with the highest Q (Eq. 17). Acting needs no gradient and runs under
+    ``torch.inference_mode``.
+
+    :param model: the action-in critic and arg max predictors (see
+        :func:`~tianshou_qmle.net.qmle_net.build_qmle_network`).
+    :param action_space: the environment's action space; a bounded ``Box``.
+    :param observation_space: the environment's observation space (a flat ``Box``), optional.
+    :param m_greedy: candidates per state when acting (1000 in Table 1). Values from 2 upwards
+        work (App. D.1); cost grows linearly.
+    :param proposal_ratios: the share of each budget for uniform sampling (ρ0) and for each
+        predictor in ``model.predictors`` order (ρ1 …). Must be non-negative and sum to 1;
+        Table 1 uses (0.9, 0.01, 0.09) for (uniform, delta, factored categorical).
+    :param eps_training: ε while collecting training data (0.1 in Table 1).
+    :param eps_inference: ε at evaluation; 0 gives greedy evaluation.
+    :param action_scaling: scale [-1, 1] actions to the environment's bounds in ``map_action``.
+    :param action_bound_method: how to bound actions before scaling; "clip" is a no-op for QMLE,
+        whose actions are always inside the box.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: QMLENetwork,
+        action_space: gym.Space,
+        observation_space: gym.Space | None = None,
+        m_greedy: int = 1000,
+        proposal_ratios: Sequence[float] = TABLE1_RATIOS,
+        eps_training: float = 0.1,
+        eps_inference: float = 0.0,
+        action_scaling: bool = True,
+        action_bound_method: Literal["clip"] | None = "clip",
+    ) -> None:
+        box = check_box_action_space(action_space)
+        super().__init__(
+            action_space=action_space,
+            observation_space=observation_space,
+            action_scaling=action_scaling,
+            action_bound_method=action_bound_method,
+        )
+        if not isinstance(model, QMLENetwork):
+            raise TypeError(f"model must be a QMLENetwork, got {type(model).__name__}")
+        if box.shape[0] != model.act_dim:
+            raise ValueError(
+                f"action_space has {box.shape[0]} dimensions but model.act_dim is {model.act_dim}"
+            )
+        if observation_space is not None:
+            obs_dim = gym.spaces.flatdim(observation_space)
+            if obs_dim != model.critic.obs_dim:
+                raise ValueError(
+                    f"observation_space flattens to {obs_dim} values but the critic expects "
+                    f"obs_dim={model.critic.obs_dim}"
+                )
+        self.model = model
+        self.m_greedy = validate_budget(m_greedy, name="m_greedy")
+        self.proposal_ratios = validate_ratios(proposal_ratios)
+        if len(self.proposal_ratios) != len(model.predictors) + 1:
+            raise ValueError(
+                f"proposal_ratios has {len(self.proposal_ratios)} entries but the model has "
+                f"{len(model.predictors)} predictors: give one ratio for uniform sampling plus one "
+                f"per predictor ({len(model.predictors) + 1} in total)"
+            )
+        self.eps_training = self._check_eps(eps_training, "eps_training")
+        self.eps_inference = self._check_eps(eps_inference, "eps_inference")
+
+    @staticmethod
+    def _check_eps(eps: float, name: str) -> float:
+        if not 0.0 <= eps <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {eps}")
+        return float(eps)
+
+    @property
+    def act_dim(self) -> int:
+        return self.model.act_dim
+
+    def set_eps_training(self, eps: float) -> None:
+        self.eps_training = self._check_eps(eps, "eps_training")
+
+    def set_eps_inference(self, eps: float) -> None:
+        self.eps_inference = self._check_eps(eps, "eps_inference")
+
+    def observation_tensor(self, obs: Any) -> torch.Tensor:
+        """Observations as a finite float32 tensor on the model's device."""
+        obs_t = as_float_tensor(obs, self.model.device)
+        check_finite_observations(obs_t)
+        return obs_t.reshape(obs_t.shape[0], -1)
+
+    def greedy_actions(self, obs: Any, m: int | None = None) -> torch.Tensor:
+        """The approximate arg max action for each observation, ``[batch, d]`` in [-1, 1].
+
+        :param obs: a batch of observations.
+        :param m: the candidate budget; ``m_greedy`` if None.
+        """
+        m = self.m_greedy if m is None else validate_budget(m, name="m")
+        with torch.inference_mode():
+            features = self.model.critic.features(self.observation_tensor(obs))
+            counts = search_counts(m, self.proposal_ratios, with_prior=False)
+            result = approximate_argmax(
+                self.model.critic, self.model.predictor_list(), features, counts
+            )
+        return result.actions
+
+    def forward(
+        self,
+        batch: ObsBatchProtocol,
+        state: dict | BatchProtocol | np.ndarray | None = None,
+        **kwargs: Any,
+    ) -> ActStateBatchProtocol:
+        """Greedy actions for ``batch.obs`` (exploration is added by ``add_exploration_noise``)."""
+        act = self.greedy_actions(batch.obs).cpu().numpy()
+        return cast(ActStateBatchProtocol, Batch(act=act, state=state))
+
+    def add_exploration_noise(self, act: TArrOrActBatch, batch: ObsBatchProtocol) -> TArrOrActBatch:
+        """Replace each action by a uniform one in the box with probability ε (ε-greedy)."""
+        eps = self.eps_training if self.is_within_training_step else self.eps_inference
+        if eps <= 0.0:
+            return act
+        if not isinstance(act, np.ndarray):
+            raise TypeError(f"QMLE exploration expects a numpy array of actions, got {type(act)}")
+        explore = np.random.rand(act.shape[0]) < eps
+        if explore.any():
+            act = act.copy()
+            act[explore] = np.random.uniform(-1.0, 1.0, size=(int(explore.sum()), act.shape[1]))
+        return act  # type: ignore[return-value]
+
+
+@dataclass(kw_only=True)
+class QMLETrainingStats(TrainingStats):
+    critic_loss: float
+    """Importance-weighted mean squared TD error."""
+    predictor_loss: float
+    """Sum over predictors of the mean negative log-likelihood of the refined arg max."""
+    td_abs_mean: float
+    """Mean |TD error| of the batch (the new priorities)."""
+    target_q_mean: float
+    """Mean TD target."""
+    prior_kept_fraction: float
+    """Share of next states whose stored prior stayed the best candidate (amortisation at work)."""
+
+
+class QMLE(OffPolicyAlgorithm[QMLEPolicy], LaggedNetworkFullUpdateAlgorithmMixin):
+    """Q-learning with maximum likelihood estimation: Algorithm 1 (App. A) with the App. B agent.
+
+    Each update:
+
+    1. samples a batch (prioritized replay in App. B, uniform in Algorithm 1; both work);
+    2. for every next state, draws ``m_target`` candidates from uniform sampling, the *target*
+       predictors and the stored prior, keeps the best under the *target* Q, and writes it back to
+       the buffer as the new prior (Principle 2);
+    3. regresses Q(s, a) on r + γ·Q⁻(s', a^max), bootstrapping through truncations but not
+       terminations (partial-episode bootstrapping), weighted by importance-sampling weights and
+       returning |TD| as the new priority;
+    4. fits every predictor by maximum likelihood to the refined arg max, on observation features
+       with the gradient stopped;
+    5. copies Q and the predictors into their targets every ``target_update_freq`` updates.
+
+    Use with the buffers of :mod:`tianshou_qmle.data`, which store the prior. Any other Tianshou
+    buffer works too, but then the search has no prior (Eq. 16 rather than Eq. 20).
+
+    :param policy: the :class:`QMLEPolicy`; its ``proposal_ratios`` are used for targets too.
+    :param optim: optimizer factory for the critic (Adam, lr 5e-4 in Table 1).
+    :param predictor_optim: optimizer factory for the predictors (Adam, lr 5e-4 in Table 1);
+        ``optim`` if None.
+    :param gamma: discount factor (0.99 in Table 1).
+    :param n_step_return_horizon: n of n-step returns; 1 reproduces the paper (App. E.1 suggests
+        more).
+    :param m_target: candidates per next state for the TD target, prior included (100 in
+        Table 1). Target scoring costs ``batch_size × m_target`` Q evaluations per update.
+    :param target_update_freq: gradient updates between hard target copies. Algorithm 1 copies
+        every N⁻ = 2000 *environment* steps; Tianshou's algorithm only sees updates, and with
+        Table 1's one update per 10 environment steps that is every 200 updates, our default.
+        Change it together with the update ratio to keep N⁻ in environment steps.
+    :param max_grad_norm: clip each optimizer's gradient norm to this value; None (the paper)
+        disables clipping.
+    """
+
+    def __init__(
+        self,
+        *,
+        policy: QMLEPolicy,
+        optim: OptimizerFactory,
+        predictor_optim: OptimizerFactory | None = None,
+        gamma: float = 0.99,
+        n_step_return_horizon: int = 1,
+        m_target: int = 100,
+        target_update_freq: int = 200,
+        max_grad_norm: float | None = None,
+    ) -> None:
+        if not isinstance(policy, QMLEPolicy):
+            raise TypeError(f"policy must be a QMLEPolicy, got {type(policy).__name__}")
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+        super().__init__(policy=policy)
+        LaggedNetworkFullUpdateAlgorithmMixin.__init__(self)
+        self.gamma = float(gamma)
+        self.n_step_return_horizon = validate_budget(
+            n_step_return_horizon, name="n_step_return_horizon"
+        )
+        self.m_target = validate_budget(m_target, name="m_target")
+        self.target_update_freq = validate_budget(target_update_freq, name="target_update_freq")
+        model = policy.model
+        self.optim = self._create_optimizer(model.critic, optim, max_grad_norm=max_grad_norm)
+        self.predictor_optim = (
+            self._create_optimizer(
+                model.predictors, predictor_optim or optim, max_grad_norm=max_grad_norm
+            )
+            if len(model.predictors) > 0
+            else None
+        )
+        self.model_old = self._add_lagged_network(model)
+        # a buffer, so that checkpoints resume the target-copy schedule where it was
+        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+        self._warned_no_prior = False
+
+    @property
+    def target_model(self) -> QMLENetwork:
+        """The lagged copy of the policy's model (Q⁻ and the target predictors θ⁻)."""
+        return cast(QMLENetwork, self.model_old.module)
+
+    def _preprocess_batch(
+        self,
+        batch: RolloutBatchProtocol,
+        buffer: ReplayBuffer,
+        indices: np.ndarray,
+    ) -> BatchWithReturnsProtocol:
+        """Add n-step TD targets; the target search also refreshes the buffer's priors."""
+        self._argmax_targets: tuple[torch.Tensor, torch.Tensor, float] | None = None
+        batch = self.compute_nstep_return(
+            batch=batch,
+            buffer=buffer,
+            indices=indices,
+            target_q_fn=self._target_q,
+            gamma=self.gamma,
+            n_step=self.n_step_return_horizon,
+        )
+        return batch
+
+    def _stored_priors(self, buffer: ReplayBuffer, indices: np.ndarray) -> np.ndarray | None:
+        if ARGMAX_PRIOR_KEY in buffer._meta.get_keys():
+            return buffer._meta[ARGMAX_PRIOR_KEY][indices]
+        if not self._warned_no_prior:
+            warnings.warn(
+                f"{type(buffer).__name__} stores no arg max prior ('{ARGMAX_PRIOR_KEY}'); QMLE "
+                f"will search without one. Use a buffer from tianshou_qmle.data for Principle 2.",
+                stacklevel=2,
+            )
+            self._warned_no_prior = True
+        return None
+
+    def _target_q(self, buffer: ReplayBuffer, indices: np.ndarray) -> torch.Tensor:
+        """max over sampled candidates of Q⁻(s', ·) for the next states at ``indices``.
+
+        ``indices`` are those ``n`` steps ahead, whose ``obs_next`` is s_{t+n} and whose stored
+        prior belongs to that same state, so the write-back is right for any n.
+        """
+        target = self.target_model
+        obs_next = self.policy.observation_tensor(buffer.get(indices, "obs_next"))
+        priors_np = self._stored_priors(buffer, indices)
+        prior = None if priors_np is None else as_float_tensor(priors_np, target.device)
+        with torch.inference_mode():
+            features = target.critic.features(obs_next)
+            counts = search_counts(
+                self.m_target, self.policy.proposal_ratios, with_prior=prior is not None
+            )
+            result = approximate_argmax(
+                target.critic, target.predictor_list(), features, counts, prior=prior
+            )
+        kept = 0.0
+        if prior is not None:
+            buffer.write_argmax_prior(indices, result.actions.cpu().numpy())  # type: ignore[attr-defined]
+            # the prior is the last of sum(counts) + 1 candidates
+            kept = float((result.index == sum(counts)).float().mean())
+        self._argmax_targets = (obs_next, result.actions.clone(), kept)
+        return result.values.clone()
+
+    def _update_with_batch(self, batch: RolloutBatchProtocol) -> QMLETrainingStats:
+        if int(self.num_updates) % self.target_update_freq == 0:
+            self._update_lagged_network_weights()
+        self.num_updates += 1
+        if self._argmax_targets is None:
+            raise RuntimeError("QMLE._update_with_batch needs the batch from _preprocess_batch")
+        argmax_obs, argmax_act, prior_kept = self._argmax_targets
+        self._argmax_targets = None
+        batch = cast(BatchWithReturnsProtocol, batch)
+        model = self.policy.model
+        obs = self.policy.observation_tensor(batch.obs)
+        batch_size = obs.shape[0]
+
+        # one pass of the observation stream over s_t and the searched next states
+        features = model.critic.features(torch.cat([obs, argmax_obs], dim=0))
+        q = model.critic.q_from_features(
+            features[:batch_size], as_float_tensor(batch.act, model.device)
+        )
+        target_q = batch.returns.flatten().to(q)
+        td = q - target_q
+        weight = batch.pop("weight", None)
+        weight_t = 1.0 if weight is None else as_float_tensor(weight, model.device).flatten()
+        critic_loss = (td.pow(2) * weight_t).mean()
+
+        predictor_features = features[batch_size:].detach()
+        predictor_loss = features.new_zeros(())
+        for predictor in model.predictor_list():
+            params = predictor(predictor_features)
+            predictor_loss = predictor_loss + predictor.negative_log_likelihood(
+                params, argmax_act
+            ).mean()
+
+        self.optim.step(critic_loss)
+        if self.predictor_optim is not None:
+            self.predictor_optim.step(predictor_loss)
+        batch.weight = td.detach().abs()  # new priorities for prioritized buffers
+        return QMLETrainingStats(
+            critic_loss=critic_loss.item(),
+            predictor_loss=predictor_loss.item(),
+            td_abs_mean=batch.weight.mean().item(),
+            target_q_mean=target_q.mean().item(),
+            prior_kept_fraction=prior_kept,
+        )

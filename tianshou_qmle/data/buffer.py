@@ -1,0 +1,227 @@
+"""Replay buffers that store an arg max prior per transition (QMLE Principle 2, Algorithm 1).
+
+Each transition ``(s_t, a_t, r_{t+1}, s_{t+1})`` carries ``act_max``: the best arg max approximation
+found so far for its *next* state ``s_{t+1}``. It is initialised to the taken action ``a_t`` when the
+transition is added (Algorithm 1) and overwritten by :class:`~tianshou_qmle.QMLE` with the refined
+arg max every time the transition is sampled. Priors are kept in the same convention as ``act``:
+the policy's normalised action box [-1, 1]^d, before ``map_action``.
+
+Besides the prior, these buffers fix two Tianshou 2.0.1 limitations (see DESIGN.md):
+
+* ``hasnull()`` is answered in O(1) from a flag maintained as transitions are added, instead of a
+  scan of the whole buffer after every collect step;
+* the vector versions keep the extra key (Tianshou's managers drop unknown keys) and seed their
+  own sub-buffer sampler from ``random_seed``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from tianshou.data import (
+    Batch,
+    PrioritizedReplayBuffer,
+    PrioritizedReplayBufferManager,
+    ReplayBuffer,
+    ReplayBufferManager,
+)
+from tianshou.data.types import RolloutBatchProtocol
+
+ARGMAX_PRIOR_KEY = "act_max"
+"""Name of the buffer field that holds the arg max prior of each transition's next state."""
+
+
+def with_argmax_prior(batch: RolloutBatchProtocol) -> RolloutBatchProtocol:
+    """A shallow copy of ``batch`` whose arg max prior is initialised to the taken action.
+
+    A prior already present (e.g. when moving data between buffers) is kept.
+    """
+    new_batch = Batch()
+    for key in batch.get_keys():
+        new_batch.__dict__[key] = batch[key]
+    if ARGMAX_PRIOR_KEY not in new_batch.get_keys():
+        new_batch.__dict__[ARGMAX_PRIOR_KEY] = np.array(batch.act, dtype=np.float32, copy=True)
+    return new_batch  # type: ignore[return-value]
+
+
+class _ArgmaxPriorMixin:
+    """Adds the ``act_max`` field and an O(1) ``hasnull`` to a Tianshou buffer class."""
+
+    _reserved_keys = (*ReplayBuffer._reserved_keys, ARGMAX_PRIOR_KEY)
+    _null_seen: bool | None = False
+    """Whether a transition with a missing (NaN/None) value was added since the last reset; None
+    when data arrived by another route and the answer must be computed once."""
+
+    def add(
+        self,
+        batch: RolloutBatchProtocol,
+        buffer_ids: np.ndarray | list[int] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        batch = with_argmax_prior(batch)
+        if self._null_seen is False and batch.hasnull():
+            self._null_seen = True
+        return super().add(batch, buffer_ids)  # type: ignore[misc]
+
+    def hasnull(self) -> bool:
+        """Whether any stored transition holds a NaN or None, in O(1).
+
+        Tianshou scans the whole buffer here; we record the answer as transitions are added. Data
+        that bypasses ``add`` (``set_batch``, ``update``) costs one full scan at the next call.
+        """
+        if self._null_seen is None:
+            self._null_seen = len(self) > 0 and bool(self[:].hasnull())  # type: ignore[index]
+        return self._null_seen
+
+    def reset(self, keep_statistics: bool = False) -> None:
+        super().reset(keep_statistics=keep_statistics)  # type: ignore[misc]
+        self._null_seen = False
+
+    def set_batch(self, batch: RolloutBatchProtocol) -> None:
+        super().set_batch(batch)  # type: ignore[misc]
+        self._null_seen = None
+
+    def update(self, buffer: ReplayBuffer) -> np.ndarray:
+        indices = super().update(buffer)  # type: ignore[misc]
+        self._null_seen = None
+        return indices
+
+    def write_argmax_prior(self, indices: np.ndarray, priors: np.ndarray) -> None:
+        """Overwrite the stored priors at ``indices`` (duplicates: the last write wins)."""
+        self._meta[ARGMAX_PRIOR_KEY][indices] = priors  # type: ignore[attr-defined]
+
+
+class ArgmaxPriorReplayBuffer(_ArgmaxPriorMixin, ReplayBuffer):
+    """Uniform replay buffer with an arg max prior per transition (Algorithm 1's memory ``B``).
+
+    Arguments are those of :class:`tianshou.data.ReplayBuffer`; pass the run's seed as
+    ``random_seed`` so that different seeds sample different indices.
+    """
+
+
+class PrioritizedArgmaxPriorReplayBuffer(_ArgmaxPriorMixin, PrioritizedReplayBuffer):
+    """Prioritized replay (Schaul et al. 2016) with an arg max prior per transition (App. B).
+
+    :param size: capacity (10⁶ in Table 1).
+    :param alpha: priority exponent (0.6 in Table 1).
+    :param beta: importance-sampling exponent (0.2 in Table 1; ``set_beta`` anneals it).
+
+    Other arguments are those of :class:`tianshou.data.PrioritizedReplayBuffer`.
+    """
+
+    def __init__(self, size: int, alpha: float = 0.6, beta: float = 0.2, **kwargs: Any) -> None:
+        super().__init__(size, alpha=alpha, beta=beta, **kwargs)
+
+
+def _sub_buffer_size(total_size: int, buffer_num: int) -> int:
+    if buffer_num < 1:
+        raise ValueError(f"buffer_num must be ≥ 1, got {buffer_num}")
+    if total_size < buffer_num:
+        raise ValueError(f"total_size ({total_size}) must be ≥ buffer_num ({buffer_num})")
+    return int(np.ceil(total_size / buffer_num))
+
+
+class _RelinkChildrenOnLoad:
+    """After ``load_hdf5`` a manager's children hold copies; point them back at its storage."""
+
+    @classmethod
+    def load_hdf5(cls, path: str, device: str | None = None) -> Any:
+        buffer = super().load_hdf5(path, device=device)  # type: ignore[misc]
+        buffer._set_batch_for_children()
+        return buffer
+
+
+class ArgmaxPriorVectorReplayBuffer(_RelinkChildrenOnLoad, _ArgmaxPriorMixin, ReplayBufferManager):
+    """:class:`ArgmaxPriorReplayBuffer` for ``buffer_num`` parallel environments.
+
+    Drop-in for :class:`tianshou.data.VectorReplayBuffer`.
+
+    :param total_size: capacity summed over all sub-buffers.
+    :param buffer_num: number of sub-buffers, one per training environment.
+    :param random_seed: seeds both the choice of sub-buffer and each sub-buffer's sampler.
+    """
+
+    def __init__(
+        self, total_size: int, buffer_num: int, random_seed: int = 42, **kwargs: Any
+    ) -> None:
+        size = _sub_buffer_size(total_size, buffer_num)
+        children = [
+            ArgmaxPriorReplayBuffer(size, random_seed=random_seed + 1 + i, **kwargs)
+            for i in range(buffer_num)
+        ]
+        super().__init__(children)
+        self._random_state = np.random.RandomState(random_seed)
+
+
+class PrioritizedArgmaxPriorVectorReplayBuffer(
+    _RelinkChildrenOnLoad, _ArgmaxPriorMixin, PrioritizedReplayBufferManager
+):
+    """:class:`PrioritizedArgmaxPriorReplayBuffer` for ``buffer_num`` parallel environments.
+
+    Drop-in for :class:`tianshou.data.PrioritizedVectorReplayBuffer`. Prioritized sampling draws
+    from NumPy's global generator, as in Tianshou: seed it with ``np.random.seed``.
+
+    :param total_size: capacity summed over all sub-buffers.
+    :param buffer_num: number of sub-buffers, one per training environment.
+    :param alpha: priority exponent (0.6 in Table 1).
+    :param beta: importance-sampling exponent (0.2 in Table 1).
+    """
+
+    def __init__(
+        self,
+        total_size: int,
+        buffer_num: int,
+        alpha: float = 0.6,
+        beta: float = 0.2,
+        random_seed: int = 42,
+        **kwargs: Any,
+    ) -> None:
+        size = _sub_buffer_size(total_size, buffer_num)
+        children = [
+            PrioritizedArgmaxPriorReplayBuffer(
+                size, alpha=alpha, beta=beta, random_seed=random_seed + 1 + i, **kwargs
+            )
+            for i in range(buffer_num)
+        ]
+        super().__init__(children)
+        self._random_state = np.random.RandomState(random_seed)
+
+    def set_beta(self, beta: float) -> None:
+        """Set the importance-sampling exponent (the manager's own ``_beta`` is the one used)."""
+        super().set_beta(beta)
+        for buffer in self.buffers:
+            buffer.set_beta(beta)
+
+
+ARGMAX_PRIOR_BUFFER_TYPES = (
+    ArgmaxPriorReplayBuffer,
+    PrioritizedArgmaxPriorReplayBuffer,
+    ArgmaxPriorVectorReplayBuffer,
+    PrioritizedArgmaxPriorVectorReplayBuffer,
+)
+
+
+def make_replay_buffer(
+    *,
+    size: int,
+    num_envs: int,
+    prioritized: bool = True,
+    alpha: float = 0.6,
+    beta: float = 0.2,
+    seed: int = 0,
+) -> ReplayBuffer:
+    """The arg max prior buffer that fits a collector over ``num_envs`` environments.
+
+    :param size: total capacity (10⁶ in Table 1).
+    :param num_envs: the number of training environments (1 gives the vector version too, which is
+        what Tianshou's collector expects of a vector env).
+    :param prioritized: prioritized replay as in App. B (True) or uniform as in Algorithm 1.
+    :param alpha: priority exponent.
+    :param beta: importance-sampling exponent.
+    :param seed: the run's seed, for the buffer's sampler.
+    """
+    if prioritized:
+        return PrioritizedArgmaxPriorVectorReplayBuffer(
+            size, num_envs, alpha=alpha, beta=beta, random_seed=seed
+        )
+    return ArgmaxPriorVectorReplayBuffer(size, num_envs, random_seed=seed)

@@ -1,0 +1,112 @@
+"""DeepMind Control Suite tasks as flat-observation gymnasium environments and Tianshou vector envs."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from typing import Literal
+
+import gymnasium as gym
+import numpy as np
+from tianshou.env import BaseVectorEnv, DummyVectorEnv, SubprocVectorEnv
+
+# dm_control picks a renderer at import; we never render, and without a display the default
+# (glfw) only warns. Users who render can still set MUJOCO_GL themselves.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+class FlatFloat32Observation(gym.ObservationWrapper):
+    """Flatten a (Dict) observation into one float32 vector, in the space's key order."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        flat = gym.spaces.flatten_space(env.observation_space)
+        self.observation_space = gym.spaces.Box(
+            low=flat.low.astype(np.float32), high=flat.high.astype(np.float32),
+            shape=flat.shape, dtype=np.float32,
+        )
+
+    def observation(self, observation: object) -> np.ndarray:
+        return gym.spaces.flatten(self.env.observation_space, observation).astype(np.float32)
+
+
+def parse_dmc_task(task: str) -> tuple[str, str]:
+    """Split ``"domain-task"`` (``"cartpole-swingup"``, ``"ball_in_cup-catch"``) or ``"domain/task"``."""
+    for sep in ("/", "-"):
+        if sep in task:
+            domain, _, name = task.partition(sep)
+            if domain and name:
+                return domain, name
+    raise ValueError(
+        f"task must look like 'domain-task' (e.g. 'cartpole-swingup', 'walker-walk'), got {task!r}"
+    )
+
+
+def _register_shimmy() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import shimmy
+
+    gym.register_envs(shimmy)
+
+
+def make_dmc_env(task: str, seed: int | None = None) -> gym.Env:
+    """One DMC task through shimmy with flat float32 observations and a [-1, 1]-style Box action.
+
+    Episodes last 1000 steps and end in ``truncated=True`` (a time limit, Tassa et al. 2018), so
+    learners bootstrap through them.
+
+    :param task: ``"domain-task"``, e.g. ``"cartpole-swingup"``.
+    :param seed: seeds the physics and the action space sampler; None leaves them random.
+    """
+    domain, name = parse_dmc_task(task)
+    _register_shimmy()
+    env_id = f"dm_control/{domain}-{name}-v0"
+    try:
+        env = gym.make(env_id)
+    except gym.error.Error as err:
+        raise ValueError(f"unknown DeepMind Control task {task!r} ({env_id}): {err}") from err
+    env = FlatFloat32Observation(env)
+    if seed is not None:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+    return env
+
+
+def make_vector_env(
+    env_fns: list[Callable[[], gym.Env]], kind: Literal["dummy", "subproc"] = "dummy"
+) -> BaseVectorEnv:
+    """Wrap environment factories in Tianshou's Dummy (in-process) or Subproc vector env."""
+    if kind == "dummy":
+        return DummyVectorEnv(env_fns)
+    if kind == "subproc":
+        return SubprocVectorEnv(env_fns)
+    raise ValueError(f"vector env kind must be 'dummy' or 'subproc', got {kind!r}")
+
+
+def make_dmc_vector_envs(
+    task: str,
+    *,
+    seed: int,
+    num_train_envs: int = 1,
+    num_test_envs: int = 5,
+    kind: Literal["dummy", "subproc"] = "dummy",
+) -> tuple[gym.Env, BaseVectorEnv, BaseVectorEnv]:
+    """Training and test vector envs for a DMC task, seeded apart from each other.
+
+    Training env ``i`` gets seed ``seed + i``; test env ``j`` gets ``seed + 10_000 + j`` so that
+    evaluation episodes never replay training ones.
+
+    :return: ``(env, train_envs, test_envs)``, where ``env`` is a single instance for its spaces.
+    """
+    if num_train_envs < 1 or num_test_envs < 1:
+        raise ValueError(
+            f"num_train_envs and num_test_envs must be ≥ 1, got {num_train_envs}, {num_test_envs}"
+        )
+    env = make_dmc_env(task, seed=seed)
+    train_envs = make_vector_env([lambda: make_dmc_env(task)] * num_train_envs, kind)
+    test_envs = make_vector_env([lambda: make_dmc_env(task)] * num_test_envs, kind)
+    train_envs.seed([seed + i for i in range(num_train_envs)])
+    test_envs.seed([seed + 10_000 + j for j in range(num_test_envs)])
+    return env, train_envs, test_envs

@@ -1,0 +1,59 @@
+"""Approximate arg max over sampled candidates (QMLE Eq. 17–18), batched over states."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+import torch
+
+from tianshou_qmle.search.proposals import draw_candidates
+
+if TYPE_CHECKING:
+    from tianshou_qmle.net.critic import ActionInCritic
+    from tianshou_qmle.net.predictors import ArgmaxPredictor
+
+
+class ArgmaxResult(NamedTuple):
+    """The outcome of one approximate maximisation per state."""
+
+    actions: torch.Tensor
+    """The best candidate per state, ``[batch, d]``."""
+    values: torch.Tensor
+    """Its Q-value, ``[batch]``."""
+    index: torch.Tensor
+    """Its position among the state's candidates, ``[batch]``; the prior, if any, is last."""
+
+
+def best_candidates(q_values: torch.Tensor, candidates: torch.Tensor) -> ArgmaxResult:
+    """Pick, per state, the candidate with the highest Q (Eq. 17).
+
+    :param q_values: ``[batch, m]``.
+    :param candidates: ``[batch, m, d]``.
+    """
+    values, index = q_values.max(dim=1)
+    rows = torch.arange(candidates.shape[0], device=candidates.device)
+    return ArgmaxResult(actions=candidates[rows, index], values=values, index=index)
+
+
+def approximate_argmax(
+    critic: ActionInCritic,
+    predictors: Sequence[ArgmaxPredictor],
+    features: torch.Tensor,
+    counts: Sequence[int],
+    prior: torch.Tensor | None = None,
+) -> ArgmaxResult:
+    """Sample the Eq. 21 candidate set for each state and return its best member under ``critic``.
+
+    All ``batch × m`` candidates are scored in one forward pass that reuses each state's
+    observation features. The result is never worse under ``critic`` than the prior.
+
+    :param critic: the action-in Q network used for scoring.
+    :param predictors: the arg max predictors to sample from.
+    :param features: observation features ``[batch, f]`` from ``critic.features``.
+    :param counts: samples for uniform and for each predictor (see
+        :func:`~tianshou_qmle.search.proposals.search_counts`).
+    :param prior: the stored arg max per state ``[batch, d]``, included as a candidate.
+    """
+    candidates = draw_candidates(features, predictors, counts, critic.act_dim, prior=prior)
+    return best_candidates(critic.q_from_features(features, candidates), candidates)
