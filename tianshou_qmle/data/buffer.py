@@ -71,7 +71,7 @@ class _ArgmaxPriorMixin:
         """
         if self._null_seen is None:
             self._null_seen = len(self) > 0 and bool(self[:].hasnull())  # type: ignore[index]
-        return self._null_seen
+        return bool(self._null_seen)
 
     def reset(self, keep_statistics: bool = False) -> None:
         super().reset(keep_statistics=keep_statistics)  # type: ignore[misc]

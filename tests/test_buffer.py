@@ -1,0 +1,160 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from tianshou.data import Batch, Collector
+from tianshou.env import DummyVectorEnv
+
+from tianshou_qmle.data.buffer import (
+    ARGMAX_PRIOR_KEY,
+    ArgmaxPriorReplayBuffer,
+    ArgmaxPriorVectorReplayBuffer,
+    PrioritizedArgmaxPriorReplayBuffer,
+    PrioritizedArgmaxPriorVectorReplayBuffer,
+    make_replay_buffer,
+)
+
+from .conftest import make_qmle
+
+
+def pendulum_envs(n: int, seed: int = 0) -> DummyVectorEnv:
+    envs = DummyVectorEnv([lambda: gym.make("Pendulum-v1")] * n)
+    envs.seed([seed + i for i in range(n)])
+    return envs
+
+
+def collect(num_envs: int, prioritized: bool, steps: int = 120, seed: int = 0):
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    algo = make_qmle(m_target=8, m_greedy=8)
+    buf = make_replay_buffer(size=600, num_envs=num_envs, prioritized=prioritized, seed=seed)
+    collector = Collector(algo, pendulum_envs(num_envs, seed), buf, exploration_noise=True)
+    collector.reset()
+    collector.collect(n_step=steps)
+    return algo, buf
+
+
+CASES = [(1, False), (1, True), (3, False), (3, True)]
+
+
+@pytest.mark.parametrize(("num_envs", "prioritized"), CASES)
+def test_prior_is_initialised_to_the_taken_action(num_envs, prioritized):
+    _, buf = collect(num_envs, prioritized)
+    assert len(buf) == 120
+    idx = buf.sample_indices(0)
+    stored = buf[idx]
+    assert stored.act_max.dtype == np.float32
+    np.testing.assert_allclose(stored.act_max, stored.act, rtol=0, atol=1e-7)
+    assert np.abs(stored.act).max() <= 1.0  # the normalised box, before map_action
+
+
+@pytest.mark.parametrize(("num_envs", "prioritized"), CASES)
+def test_target_search_refreshes_priors_of_sampled_indices_only(num_envs, prioritized):
+    algo, buf = collect(num_envs, prioritized)
+    before = buf._meta[ARGMAX_PRIOR_KEY].copy()
+    batch, idx = buf.sample(48)
+    algo._preprocess_batch(batch, buf, idx)
+    after = buf._meta[ARGMAX_PRIOR_KEY]
+    untouched = np.setdiff1d(np.arange(len(after)), idx)
+    np.testing.assert_array_equal(after[untouched], before[untouched])
+    _, refined, _ = algo._argmax_targets
+    last_write = {i: k for k, i in enumerate(idx)}  # duplicates: the last write wins
+    rows = np.array(list(last_write.values()))
+    np.testing.assert_allclose(after[list(last_write)], refined.numpy()[rows], atol=1e-7)
+    # the refined prior is never worse than the old one under the target Q
+    target = algo.target_model.critic
+    with torch.no_grad():
+        obs_next = torch.as_tensor(buf.obs_next[idx], dtype=torch.float32)
+        q_new = target(obs_next, torch.as_tensor(after[idx]))
+        q_old = target(obs_next, torch.as_tensor(before[idx]))
+    assert torch.all(q_new >= q_old - 1e-5)
+    assert not np.array_equal(after[idx], before[idx])
+
+
+@pytest.mark.parametrize(("num_envs", "prioritized"), CASES)
+def test_priors_survive_an_hdf5_round_trip(num_envs, prioritized, tmp_path):
+    algo, buf = collect(num_envs, prioritized)
+    batch, idx = buf.sample(32)
+    algo._preprocess_batch(batch, buf, idx)
+    path = tmp_path / "buf.h5"
+    buf.save_hdf5(str(path))
+    loaded = type(buf).load_hdf5(str(path))
+    assert type(loaded) is type(buf)
+    assert len(loaded) == len(buf)
+    np.testing.assert_array_equal(loaded._meta[ARGMAX_PRIOR_KEY], buf._meta[ARGMAX_PRIOR_KEY])
+    np.testing.assert_array_equal(loaded.act, buf.act)
+    assert loaded.hasnull() is False
+    # the loaded buffer keeps working with a collector
+    collector = Collector(algo, pendulum_envs(num_envs, 5), loaded, exploration_noise=True)
+    collector.reset(reset_buffer=False)
+    collector.collect(n_step=30)
+    assert len(loaded) == 150
+    sample, _ = loaded.sample(16)
+    assert sample.act_max.shape == (16, 1)
+
+
+def test_tianshou_vector_buffer_would_drop_the_prior_but_ours_keeps_it():
+    from tianshou.data import VectorReplayBuffer
+
+    batch = Batch(
+        obs=np.zeros((2, 3), np.float32), act=np.ones((2, 1), np.float32), rew=np.zeros(2),
+        terminated=np.zeros(2, bool), truncated=np.zeros(2, bool), obs_next=np.zeros((2, 3), np.float32),
+        info=Batch(), act_max=np.full((2, 1), 0.5, np.float32),
+    )
+    theirs = VectorReplayBuffer(10, 2)
+    theirs.add(batch)
+    assert ARGMAX_PRIOR_KEY not in theirs._meta.get_keys()
+    ours = ArgmaxPriorVectorReplayBuffer(10, 2)
+    ours.add(batch)
+    assert np.all(ours._meta[ARGMAX_PRIOR_KEY][[0, 5]] == 0.5)  # a given prior is kept
+
+
+def _transition(obs_value: float) -> Batch:
+    return Batch(
+        obs=np.full((1, 2), obs_value, np.float32), act=np.zeros((1, 1), np.float32), rew=np.zeros(1),
+        terminated=np.zeros(1, bool), truncated=np.zeros(1, bool),
+        obs_next=np.zeros((1, 2), np.float32), info=Batch(),
+    )
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [
+        lambda: ArgmaxPriorVectorReplayBuffer(20, 1),
+        lambda: PrioritizedArgmaxPriorVectorReplayBuffer(20, 1),
+        lambda: ArgmaxPriorReplayBuffer(20),
+        lambda: PrioritizedArgmaxPriorReplayBuffer(20),
+    ],
+)
+def test_hasnull_tracks_nans_without_scanning(factory, monkeypatch):
+    buf = factory()
+    vector = hasattr(buf, "buffers")
+    for v in (1.0, 2.0):
+        buf.add(_transition(v) if vector else _transition(v)[0])
+    # answering must not read the stored data back
+    monkeypatch.setattr(type(buf), "__getitem__", lambda *a, **k: pytest.fail("hasnull scanned"))
+    assert buf.hasnull() is False
+    monkeypatch.undo()
+    buf.add(_transition(np.nan) if vector else _transition(np.nan)[0])
+    assert buf.hasnull() is True
+    buf.reset()
+    assert buf.hasnull() is False
+
+
+def test_same_seed_samples_same_indices_and_different_seeds_differ():
+    def indices(seed):
+        buf = ArgmaxPriorVectorReplayBuffer(100, 2, random_seed=seed)
+        for v in range(30):
+            b = _transition(float(v))
+            buf.add(Batch.cat([b, b]))
+        return buf.sample_indices(20)
+
+    np.testing.assert_array_equal(indices(3), indices(3))
+    assert not np.array_equal(indices(3), indices(4))
+
+
+def test_bad_sizes_raise():
+    with pytest.raises(ValueError, match="buffer_num"):
+        ArgmaxPriorVectorReplayBuffer(10, 0)
+    with pytest.raises(ValueError, match="total_size"):
+        PrioritizedArgmaxPriorVectorReplayBuffer(2, 3)
