@@ -39,10 +39,12 @@ def parse_ratios(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"--ratios expects comma-separated floats, got {text!r}") from err
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Show defaults and keep the description's line breaks."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     run = p.add_argument_group("run")
     run.add_argument("--task", default="cartpole-swingup", help="DMC task as domain-task")
     run.add_argument("--total-steps", type=int, default=50_000,
@@ -53,11 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="torch intra-op threads (1 is fastest when other work shares the CPU)")
     run.add_argument("--logdir", default="log", help="TensorBoard and checkpoint root")
     run.add_argument("--checkpoint", default=None,
-                     help="checkpoint path (default: LOGDIR/TASK/qmle/seed_SEED/checkpoint.pt)")
+                     help="checkpoint path; None means LOGDIR/TASK/qmle/seed_SEED/checkpoint.pt")
     run.add_argument("--summary-json", default=None, help="also write the final summary here")
     run.add_argument("--epoch-steps", type=int, default=10_000,
-                     help="env steps between evaluations, TensorBoard test points and checkpoints")
-    run.add_argument("--test-episodes", type=int, default=2,
+                     help="about this many env steps between evaluations, test logs and checkpoints")
+    run.add_argument("--test-episodes", type=int, default=5,
                      help="evaluation episodes at the end of each epoch")
     run.add_argument("--eval-episodes", type=int, default=10,
                      help="deterministic (ε = 0) evaluation episodes at the end")
@@ -136,12 +138,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     writer = SummaryWriter(str(run_dir))
     writer.add_text("args", json.dumps(vars(args), default=str))
-    logger = TensorboardLogger(writer, training_interval=1000, update_interval=100)
+    # save_interval=1: Tianshou calls save_checkpoint_fn only when the logger has one
+    logger = TensorboardLogger(writer, training_interval=1000, update_interval=100, save_interval=1)
 
     start = time.perf_counter()
     train_collector.collect(n_step=args.warmup, random=True)
     learn_steps = args.total_steps - args.warmup
     epochs = math.ceil(learn_steps / args.epoch_steps)
+    # equal epochs that add up to the requested budget (up to a whole collection step)
+    epoch_num_steps = math.ceil(learn_steps / epochs)
 
     def save_each_epoch(epoch: int, env_step: int, gradient_step: int) -> str:
         return str(save_checkpoint(algorithm, checkpoint_path, epoch=epoch, env_step=env_step,
@@ -152,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
             training_collector=train_collector,
             test_collector=test_collector,
             max_epochs=epochs,
-            epoch_num_steps=min(args.epoch_steps, learn_steps),
+            epoch_num_steps=epoch_num_steps,
             collection_step_num_env_steps=args.update_every,
             update_step_num_gradient_steps_per_sample=1.0 / args.update_every,
             batch_size=args.batch_size,

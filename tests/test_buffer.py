@@ -9,6 +9,7 @@ from tianshou_qmle.data.buffer import (
     ARGMAX_PRIOR_KEY,
     ArgmaxPriorReplayBuffer,
     ArgmaxPriorVectorReplayBuffer,
+    FastNullCheckVectorReplayBuffer,
     PrioritizedArgmaxPriorReplayBuffer,
     PrioritizedArgmaxPriorVectorReplayBuffer,
     make_replay_buffer,
@@ -124,11 +125,13 @@ def _transition(obs_value: float) -> Batch:
         lambda: PrioritizedArgmaxPriorVectorReplayBuffer(20, 1),
         lambda: ArgmaxPriorReplayBuffer(20),
         lambda: PrioritizedArgmaxPriorReplayBuffer(20),
+        lambda: FastNullCheckVectorReplayBuffer(20, 1),
     ],
 )
 def test_hasnull_tracks_nans_without_scanning(factory, monkeypatch):
     buf = factory()
     vector = hasattr(buf, "buffers")
+    assert (ARGMAX_PRIOR_KEY in buf._reserved_keys) != isinstance(buf, FastNullCheckVectorReplayBuffer)
     for v in (1.0, 2.0):
         buf.add(_transition(v) if vector else _transition(v)[0])
     # answering must not read the stored data back

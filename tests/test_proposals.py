@@ -25,7 +25,10 @@ RATIO_SETS = [
 ]
 
 
-@pytest.mark.parametrize(("m", "ratios"), itertools.product([1, 2, 3, 7, 10, 99, 100, 1000, 1001], RATIO_SETS))
+BUDGETS = [1, 2, 3, 7, 10, 99, 100, 1000, 1001]
+
+
+@pytest.mark.parametrize(("m", "ratios"), itertools.product(BUDGETS, RATIO_SETS))
 def test_counts_sum_to_m_and_stay_within_one_of_share(m, ratios):
     counts = proposal_counts(m, ratios)
     assert len(counts) == len(ratios)

@@ -36,7 +36,8 @@ def test_large_m_recovers_the_true_argmax_of_a_known_surface():
     err = (result.actions - truth).norm(dim=-1)
     assert err.max() < 0.08, err.max()
     # and the returned value is the surface's value at the returned action
-    assert torch.allclose(result.values, surface.q_from_features(features, result.actions.unsqueeze(1)).squeeze(1))
+    values_at_actions = surface.q_from_features(features, result.actions.unsqueeze(1)).squeeze(1)
+    assert torch.allclose(result.values, values_at_actions)
 
 
 def test_accuracy_improves_with_m():
@@ -60,11 +61,13 @@ def test_never_worse_than_the_prior_with_a_real_critic():
         features = critic.features(torch.randn(128, 5))
         prior = torch.rand(128, 4) * 2 - 1
         for m in (1, 2, 5, 50):
-            res = approximate_argmax(critic, [delta], features, search_counts(m, (0.5, 0.5), with_prior=True), prior=prior)
+            counts = search_counts(m, (0.5, 0.5), with_prior=True)
+            res = approximate_argmax(critic, [delta], features, counts, prior=prior)
             prior_q = critic.q_from_features(features, prior)
             assert torch.all(res.values >= prior_q - 1e-6)
         # m = 1 means the prior alone
-        res = approximate_argmax(critic, [delta], features, search_counts(1, (0.5, 0.5), with_prior=True), prior=prior)
+        counts = search_counts(1, (0.5, 0.5), with_prior=True)
+        res = approximate_argmax(critic, [delta], features, counts, prior=prior)
         assert torch.equal(res.actions, prior)
 
 

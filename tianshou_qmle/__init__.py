@@ -8,6 +8,7 @@ from tianshou_qmle.algorithm.qmle import QMLE, QMLEPolicy, QMLETrainingStats
 from tianshou_qmle.data.buffer import (
     ArgmaxPriorReplayBuffer,
     ArgmaxPriorVectorReplayBuffer,
+    FastNullCheckVectorReplayBuffer,
     PrioritizedArgmaxPriorReplayBuffer,
     PrioritizedArgmaxPriorVectorReplayBuffer,
     make_replay_buffer,
@@ -30,6 +31,7 @@ __all__ = [
     "ArgmaxPriorVectorReplayBuffer",
     "DeltaPredictor",
     "FactoredCategoricalPredictor",
+    "FastNullCheckVectorReplayBuffer",
     "PrioritizedArgmaxPriorReplayBuffer",
     "PrioritizedArgmaxPriorVectorReplayBuffer",
     "QMLENetwork",

@@ -54,7 +54,11 @@ def load_checkpoint(
 
 
 def evaluate(algorithm: Algorithm, collector: Collector, num_episodes: int) -> np.ndarray:
-    """Returns of ``num_episodes`` evaluation episodes (no exploration: the policy's inference ε).
+    """Returns of ``num_episodes`` evaluation episodes.
+
+    Actions come from ``collector`` as configured: a collector built without
+    ``exploration_noise=True`` acts greedily (ε = 0). QMLE's greedy action is itself an arg max
+    over sampled candidates, so seed torch for bit-identical evaluations.
 
     :return: the episode returns, one per episode.
     """

@@ -45,10 +45,9 @@ def with_argmax_prior(batch: RolloutBatchProtocol) -> RolloutBatchProtocol:
     return new_batch  # type: ignore[return-value]
 
 
-class _ArgmaxPriorMixin:
-    """Adds the ``act_max`` field and an O(1) ``hasnull`` to a Tianshou buffer class."""
+class _FastNullCheckMixin:
+    """An O(1) ``hasnull`` for a Tianshou buffer: the answer is kept up to date by ``add``."""
 
-    _reserved_keys = (*ReplayBuffer._reserved_keys, ARGMAX_PRIOR_KEY)
     _null_seen: bool | None = False
     """Whether a transition with a missing (NaN/None) value was added since the last reset; None
     when data arrived by another route and the answer must be computed once."""
@@ -58,7 +57,6 @@ class _ArgmaxPriorMixin:
         batch: RolloutBatchProtocol,
         buffer_ids: np.ndarray | list[int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        batch = with_argmax_prior(batch)
         if self._null_seen is False and batch.hasnull():
             self._null_seen = True
         return super().add(batch, buffer_ids)  # type: ignore[misc]
@@ -66,8 +64,9 @@ class _ArgmaxPriorMixin:
     def hasnull(self) -> bool:
         """Whether any stored transition holds a NaN or None, in O(1).
 
-        Tianshou scans the whole buffer here; we record the answer as transitions are added. Data
-        that bypasses ``add`` (``set_batch``, ``update``) costs one full scan at the next call.
+        Tianshou scans the whole buffer here, after every collect step; we record the answer as
+        transitions are added. Data that bypasses ``add`` (``set_batch``, ``update``) costs one
+        full scan at the next call.
         """
         if self._null_seen is None:
             self._null_seen = len(self) > 0 and bool(self[:].hasnull())  # type: ignore[index]
@@ -85,6 +84,19 @@ class _ArgmaxPriorMixin:
         indices = super().update(buffer)  # type: ignore[misc]
         self._null_seen = None
         return indices
+
+
+class _ArgmaxPriorMixin(_FastNullCheckMixin):
+    """Adds the ``act_max`` field (and the O(1) ``hasnull``) to a Tianshou buffer class."""
+
+    _reserved_keys = (*ReplayBuffer._reserved_keys, ARGMAX_PRIOR_KEY)
+
+    def add(
+        self,
+        batch: RolloutBatchProtocol,
+        buffer_ids: np.ndarray | list[int] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return super().add(with_argmax_prior(batch), buffer_ids)
 
     def write_argmax_prior(self, indices: np.ndarray, priors: np.ndarray) -> None:
         """Overwrite the stored priors at ``indices`` (duplicates: the last write wins)."""
@@ -191,6 +203,26 @@ class PrioritizedArgmaxPriorVectorReplayBuffer(
         super().set_beta(beta)
         for buffer in self.buffers:
             buffer.set_beta(beta)
+
+
+class FastNullCheckReplayBuffer(_FastNullCheckMixin, ReplayBuffer):
+    """Tianshou's :class:`~tianshou.data.ReplayBuffer` with an O(1) ``hasnull`` and nothing else.
+
+    For baselines (TD3, SAC, DDPG) compared against QMLE, so that both get the same buffer-side fix.
+    """
+
+
+class FastNullCheckVectorReplayBuffer(_RelinkChildrenOnLoad, _FastNullCheckMixin, ReplayBufferManager):
+    """Tianshou's :class:`~tianshou.data.VectorReplayBuffer` with an O(1) ``hasnull``, seeded."""
+
+    def __init__(self, total_size: int, buffer_num: int, random_seed: int = 42, **kwargs: Any) -> None:
+        size = _sub_buffer_size(total_size, buffer_num)
+        children = [
+            FastNullCheckReplayBuffer(size, random_seed=random_seed + 1 + i, **kwargs)
+            for i in range(buffer_num)
+        ]
+        super().__init__(children)
+        self._random_state = np.random.RandomState(random_seed)
 
 
 ARGMAX_PRIOR_BUFFER_TYPES = (

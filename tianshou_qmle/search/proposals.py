@@ -31,7 +31,9 @@ def validate_ratios(ratios: Sequence[float], *, name: str = "proposal_ratios") -
         raise ValueError(f"{name} must be finite and non-negative, got {ratios!r}")
     total = sum(values)
     if abs(total - 1.0) > RATIO_TOLERANCE:
-        raise ValueError(f"{name} must sum to 1 (within {RATIO_TOLERANCE}), got {ratios!r} summing to {total}")
+        raise ValueError(
+            f"{name} must sum to 1 (within {RATIO_TOLERANCE}), got {ratios!r} summing to {total}"
+        )
     return values
 
 
