@@ -133,17 +133,29 @@ def _sub_buffer_size(total_size: int, buffer_num: int) -> int:
     return int(np.ceil(total_size / buffer_num))
 
 
-class _RelinkChildrenOnLoad:
-    """After ``load_hdf5`` a manager's children hold copies; point them back at its storage."""
+class _VectorBufferMixin:
+    """Construction and loading shared by our buffer managers (one child buffer per env)."""
+
+    def _init_children(
+        self, child_cls: type, total_size: int, buffer_num: int, random_seed: int, **child_kwargs: Any
+    ) -> None:
+        size = _sub_buffer_size(total_size, buffer_num)
+        children = [
+            child_cls(size, random_seed=random_seed + 1 + i, **child_kwargs) for i in range(buffer_num)
+        ]
+        super().__init__(children)  # type: ignore[call-arg]
+        # Tianshou's managers seed their own sub-buffer choice with a fixed 42
+        self._random_state = np.random.RandomState(random_seed)
 
     @classmethod
     def load_hdf5(cls, path: str, device: str | None = None) -> Any:
+        """Load, then point the children back at the manager's storage (HDF5 stores copies)."""
         buffer = super().load_hdf5(path, device=device)  # type: ignore[misc]
         buffer._set_batch_for_children()
         return buffer
 
 
-class ArgmaxPriorVectorReplayBuffer(_RelinkChildrenOnLoad, _ArgmaxPriorMixin, ReplayBufferManager):
+class ArgmaxPriorVectorReplayBuffer(_VectorBufferMixin, _ArgmaxPriorMixin, ReplayBufferManager):
     """:class:`ArgmaxPriorReplayBuffer` for ``buffer_num`` parallel environments.
 
     Drop-in for :class:`tianshou.data.VectorReplayBuffer`.
@@ -156,17 +168,11 @@ class ArgmaxPriorVectorReplayBuffer(_RelinkChildrenOnLoad, _ArgmaxPriorMixin, Re
     def __init__(
         self, total_size: int, buffer_num: int, random_seed: int = 42, **kwargs: Any
     ) -> None:
-        size = _sub_buffer_size(total_size, buffer_num)
-        children = [
-            ArgmaxPriorReplayBuffer(size, random_seed=random_seed + 1 + i, **kwargs)
-            for i in range(buffer_num)
-        ]
-        super().__init__(children)
-        self._random_state = np.random.RandomState(random_seed)
+        self._init_children(ArgmaxPriorReplayBuffer, total_size, buffer_num, random_seed, **kwargs)
 
 
 class PrioritizedArgmaxPriorVectorReplayBuffer(
-    _RelinkChildrenOnLoad, _ArgmaxPriorMixin, PrioritizedReplayBufferManager
+    _VectorBufferMixin, _ArgmaxPriorMixin, PrioritizedReplayBufferManager
 ):
     """:class:`PrioritizedArgmaxPriorReplayBuffer` for ``buffer_num`` parallel environments.
 
@@ -188,15 +194,10 @@ class PrioritizedArgmaxPriorVectorReplayBuffer(
         random_seed: int = 42,
         **kwargs: Any,
     ) -> None:
-        size = _sub_buffer_size(total_size, buffer_num)
-        children = [
-            PrioritizedArgmaxPriorReplayBuffer(
-                size, alpha=alpha, beta=beta, random_seed=random_seed + 1 + i, **kwargs
-            )
-            for i in range(buffer_num)
-        ]
-        super().__init__(children)
-        self._random_state = np.random.RandomState(random_seed)
+        self._init_children(
+            PrioritizedArgmaxPriorReplayBuffer, total_size, buffer_num, random_seed,
+            alpha=alpha, beta=beta, **kwargs,
+        )
 
     def set_beta(self, beta: float) -> None:
         """Set the importance-sampling exponent (the manager's own ``_beta`` is the one used)."""
@@ -212,17 +213,11 @@ class FastNullCheckReplayBuffer(_FastNullCheckMixin, ReplayBuffer):
     """
 
 
-class FastNullCheckVectorReplayBuffer(_RelinkChildrenOnLoad, _FastNullCheckMixin, ReplayBufferManager):
+class FastNullCheckVectorReplayBuffer(_VectorBufferMixin, _FastNullCheckMixin, ReplayBufferManager):
     """Tianshou's :class:`~tianshou.data.VectorReplayBuffer` with an O(1) ``hasnull``, seeded."""
 
     def __init__(self, total_size: int, buffer_num: int, random_seed: int = 42, **kwargs: Any) -> None:
-        size = _sub_buffer_size(total_size, buffer_num)
-        children = [
-            FastNullCheckReplayBuffer(size, random_seed=random_seed + 1 + i, **kwargs)
-            for i in range(buffer_num)
-        ]
-        super().__init__(children)
-        self._random_state = np.random.RandomState(random_seed)
+        self._init_children(FastNullCheckReplayBuffer, total_size, buffer_num, random_seed, **kwargs)
 
 
 ARGMAX_PRIOR_BUFFER_TYPES = (
