@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     alg.add_argument("--alpha", type=float, default=0.6, help="priority exponent")
     alg.add_argument("--beta", type=float, default=0.2, help="importance-sampling exponent")
     alg.add_argument("--eps", type=float, default=0.1, help="ε of ε-greedy exploration")
+    alg.add_argument("--scoring-dtype", choices=["float32", "bfloat16"], default="float32",
+                     help="candidate scoring precision; bfloat16 re-scores winners in float32")
     return p
 
 
@@ -121,6 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
     policy = QMLEPolicy(
         model=model, action_space=env.action_space, observation_space=env.observation_space,
         m_greedy=args.m_greedy, proposal_ratios=args.ratios, eps_training=args.eps,
+        scoring_dtype=getattr(torch, args.scoring_dtype),
     )
     algorithm = QMLE(
         policy=policy, optim=AdamOptimizerFactory(lr=args.lr), gamma=args.gamma,
