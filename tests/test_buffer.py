@@ -161,3 +161,17 @@ def test_bad_sizes_raise():
         ArgmaxPriorVectorReplayBuffer(10, 0)
     with pytest.raises(ValueError, match="total_size"):
         PrioritizedArgmaxPriorVectorReplayBuffer(2, 3)
+
+
+@pytest.mark.parametrize(("num_envs", "prioritized"), CASES)
+def test_priors_survive_pickle(num_envs, prioritized):
+    import pickle
+
+    algo, buf = collect(num_envs, prioritized, steps=60)
+    batch, idx = buf.sample(16)
+    algo._preprocess_batch(batch, buf, idx)
+    loaded = pickle.loads(pickle.dumps(buf))
+    assert type(loaded) is type(buf) and len(loaded) == len(buf)
+    np.testing.assert_array_equal(loaded._meta[ARGMAX_PRIOR_KEY], buf._meta[ARGMAX_PRIOR_KEY])
+    loaded.write_argmax_prior(np.array([0]), np.full((1, 1), 0.25, np.float32))
+    assert loaded[np.array([0])].act_max[0, 0] == np.float32(0.25)

@@ -78,6 +78,13 @@ def check_finite_observations(obs: torch.Tensor) -> None:
         )
 
 
+def next_observations(buffer: ReplayBuffer, indices: np.ndarray) -> np.ndarray:
+    """``obs_next`` at ``indices``, also for buffers built with ``ignore_obs_next=True``."""
+    if buffer._save_obs_next:
+        return buffer.get(indices, "obs_next")
+    return buffer.get(buffer.next(indices), "obs")
+
+
 class QMLEPolicy(Policy):
     """ε-greedy policy around an approximate arg max of an action-in Q network (Algorithm 1).
 
@@ -307,6 +314,8 @@ class QMLE(OffPolicyAlgorithm[QMLEPolicy], LaggedNetworkFullUpdateAlgorithmMixin
         # a buffer, so that checkpoints resume the target-copy schedule where it was
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
         self._warned_no_prior = False
+        self._argmax_targets: tuple[torch.Tensor, torch.Tensor, float] | None = None
+        """(next observations, refined arg max, prior-kept share) from the last target search."""
 
     @property
     def target_model(self) -> QMLENetwork:
@@ -320,7 +329,7 @@ class QMLE(OffPolicyAlgorithm[QMLEPolicy], LaggedNetworkFullUpdateAlgorithmMixin
         indices: np.ndarray,
     ) -> BatchWithReturnsProtocol:
         """Add n-step TD targets; the target search also refreshes the buffer's priors."""
-        self._argmax_targets: tuple[torch.Tensor, torch.Tensor, float] | None = None
+        self._argmax_targets = None
         batch = self.compute_nstep_return(
             batch=batch,
             buffer=buffer,
@@ -350,7 +359,7 @@ class QMLE(OffPolicyAlgorithm[QMLEPolicy], LaggedNetworkFullUpdateAlgorithmMixin
         prior belongs to that same state, so the write-back is right for any n.
         """
         target = self.target_model
-        obs_next = self.policy.observation_tensor(buffer.get(indices, "obs_next"))
+        obs_next = self.policy.observation_tensor(next_observations(buffer, indices))
         priors_np = self._stored_priors(buffer, indices)
         prior = None if priors_np is None else as_float_tensor(priors_np, target.device)
         with torch.inference_mode():
@@ -364,7 +373,8 @@ class QMLE(OffPolicyAlgorithm[QMLEPolicy], LaggedNetworkFullUpdateAlgorithmMixin
             )
         kept = 0.0
         if prior is not None:
-            buffer.write_argmax_prior(indices, result.actions.cpu().numpy())  # type: ignore[attr-defined]
+            # any buffer holding the field works; duplicate indices: the last write wins
+            buffer._meta[ARGMAX_PRIOR_KEY][indices] = result.actions.cpu().numpy()
             # the prior is the last of sum(counts) + 1 candidates
             kept = float((result.index == sum(counts)).float().mean())
         self._argmax_targets = (obs_next, result.actions.clone(), kept)
