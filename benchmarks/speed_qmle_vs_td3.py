@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
+import subprocess
 import time
 from pathlib import Path
 
@@ -149,10 +151,30 @@ def run_one(name: str, args, seed: int) -> dict:
     }
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def machine() -> dict:
     return {
         "platform": platform.platform(),
-        "processor": platform.processor(),
+        "cpu": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "commit": git_commit(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "tianshou": tianshou.__version__,

@@ -175,3 +175,26 @@ def test_priors_survive_pickle(num_envs, prioritized):
     np.testing.assert_array_equal(loaded._meta[ARGMAX_PRIOR_KEY], buf._meta[ARGMAX_PRIOR_KEY])
     loaded.write_argmax_prior(np.array([0]), np.full((1, 1), 0.25, np.float32))
     assert loaded[np.array([0])].act_max[0, 0] == np.float32(0.25)
+    assert np.shares_memory(loaded.buffers[0].done, loaded.done)
+
+
+@pytest.mark.parametrize("route", ["pickle", "hdf5"])
+def test_loaded_vector_buffer_keeps_episode_boundaries_for_new_data(route, tmp_path):
+    import pickle
+
+    _, buf = collect(3, False, steps=60)
+    if route == "pickle":
+        loaded = pickle.loads(pickle.dumps(buf))
+    else:
+        buf.save_hdf5(str(tmp_path / "b.h5"))
+        loaded = type(buf).load_hdf5(str(tmp_path / "b.h5"))
+    for child in loaded.buffers:
+        assert np.shares_memory(child.done, loaded.done)
+    ending = Batch(
+        obs=np.zeros((3, 3), np.float32), act=np.zeros((3, 1), np.float32), rew=np.zeros(3),
+        terminated=np.array([True, False, False]), truncated=np.zeros(3, bool),
+        obs_next=np.zeros((3, 3), np.float32), info=Batch(),
+    )
+    loaded.add(ending)
+    # env 0's episode just ended, so it has no unfinished transition; envs 1 and 2 do
+    assert len(loaded.unfinished_index()) == 2

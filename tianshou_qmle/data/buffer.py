@@ -6,12 +6,14 @@ transition is added (Algorithm 1) and overwritten by :class:`~tianshou_qmle.QMLE
 arg max every time the transition is sampled. Priors are kept in the same convention as ``act``:
 the policy's normalised action box [-1, 1]^d, before ``map_action``.
 
-Besides the prior, these buffers fix two Tianshou 2.0.1 limitations (see DESIGN.md):
+Besides the prior, these buffers fix three Tianshou 2.0.1 limitations:
 
 * ``hasnull()`` is answered in O(1) from a flag maintained as transitions are added, instead of a
   scan of the whole buffer after every collect step;
 * the vector versions keep the extra key (Tianshou's managers drop unknown keys) and seed their
-  own sub-buffer sampler from ``random_seed``.
+  own sub-buffer sampler from ``random_seed`` (Tianshou's is always seeded with 42);
+* after unpickling or ``load_hdf5`` the vector versions' sub-buffers share the manager's storage
+  again, so episode boundaries stay right for data added afterwards.
 """
 
 from __future__ import annotations
@@ -147,12 +149,13 @@ class _VectorBufferMixin:
         # Tianshou's managers seed their own sub-buffer choice with a fixed 42
         self._random_state = np.random.RandomState(random_seed)
 
-    @classmethod
-    def load_hdf5(cls, path: str, device: str | None = None) -> Any:
-        """Load, then point the children back at the manager's storage (HDF5 stores copies)."""
-        buffer = super().load_hdf5(path, device=device)  # type: ignore[misc]
-        buffer._set_batch_for_children()
-        return buffer
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling and ``load_hdf5`` give the children copies of the manager's arrays; point
+        them back at its storage, or the children's ``done`` (read by ``unfinished_index``) and
+        the manager's would drift apart as new transitions arrive."""
+        super().__setstate__(state)  # type: ignore[misc]
+        if len(self._meta.get_keys()) > 0:  # type: ignore[attr-defined]
+            self._set_batch_for_children()  # type: ignore[attr-defined]
 
 
 class ArgmaxPriorVectorReplayBuffer(_VectorBufferMixin, _ArgmaxPriorMixin, ReplayBufferManager):
