@@ -301,3 +301,24 @@ def test_runs_under_subproc_vector_env():
         np.testing.assert_allclose(buf.act_max[: len(buf)], buf.act[: len(buf)])
     finally:
         envs.close()
+
+
+def test_buffers_without_obs_next_use_the_following_observation():
+    from tianshou_qmle.algorithm.qmle import next_observations
+    from tianshou_qmle.data.buffer import ArgmaxPriorVectorReplayBuffer
+
+    algo = make_qmle()
+    envs = DummyVectorEnv([lambda: gym.make("Pendulum-v1")])
+    envs.seed(0)
+    full = make_replay_buffer(size=500, num_envs=1, prioritized=False)
+    Collector(algo, envs, full, exploration_noise=True).collect(n_step=50, reset_before_collect=True)
+    lean = ArgmaxPriorVectorReplayBuffer(500, 1, ignore_obs_next=True)
+    envs.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    Collector(algo, envs, lean, exploration_noise=True).collect(n_step=50, reset_before_collect=True)
+    assert "obs_next" not in lean._meta.get_keys()
+    idx = np.arange(0, 48)
+    np.testing.assert_array_equal(next_observations(lean, idx), lean.obs[idx + 1])
+    with policy_within_training_step(algo.policy):
+        assert np.isfinite(algo.update(lean, 16).critic_loss)
