@@ -1,9 +1,11 @@
 """tianshou-qmle: value-based RL for complex action spaces, as Tianshou 2 plug-ins.
 
-The public API: :class:`QMLE` / :class:`QMLEPolicy` (Tavakoli et al., arXiv 2410.06317), the arg max
-prior replay buffers, the network builder and the environment helpers.
+The public API: :class:`QMLE` / :class:`QMLEPolicy` (Tavakoli et al., arXiv 2410.06317) with the arg max
+prior replay buffers and network builder; :class:`IQ` / :class:`IQPolicy` (Vieillard et al., implicit
+Q-values); the environment helpers live in :mod:`tianshou_qmle.env`.
 """
 
+from tianshou_qmle.algorithm.iq import IQ, IQPolicy, IQTrainingStats
 from tianshou_qmle.algorithm.qmle import QMLE, QMLEPolicy, QMLETrainingStats
 from tianshou_qmle.data.buffer import (
     ArgmaxPriorReplayBuffer,
@@ -14,6 +16,13 @@ from tianshou_qmle.data.buffer import (
     make_replay_buffer,
 )
 from tianshou_qmle.net.critic import ActionInCritic
+from tianshou_qmle.net.iq import (
+    GaussianActor,
+    IQNetwork,
+    MultiCategoricalActor,
+    ValueNetwork,
+    build_iq_network,
+)
 from tianshou_qmle.net.predictors import (
     ArgmaxPredictor,
     DeltaPredictor,
@@ -24,6 +33,7 @@ from tianshou_qmle.net.qmle_net import QMLENetwork, build_qmle_network
 __version__ = "0.1.0"
 
 __all__ = [
+    "IQ",
     "QMLE",
     "ActionInCritic",
     "ArgmaxPredictor",
@@ -32,11 +42,18 @@ __all__ = [
     "DeltaPredictor",
     "FactoredCategoricalPredictor",
     "FastNullCheckVectorReplayBuffer",
+    "GaussianActor",
+    "IQNetwork",
+    "IQPolicy",
+    "IQTrainingStats",
+    "MultiCategoricalActor",
     "PrioritizedArgmaxPriorReplayBuffer",
     "PrioritizedArgmaxPriorVectorReplayBuffer",
     "QMLENetwork",
     "QMLEPolicy",
     "QMLETrainingStats",
+    "ValueNetwork",
+    "build_iq_network",
     "build_qmle_network",
     "make_replay_buffer",
 ]

@@ -1,7 +1,8 @@
-"""DeepMind Control Suite tasks as flat-observation gymnasium environments and Tianshou vector envs."""
+"""DeepMind Control and gymnasium tasks as flat-observation environments and seeded Tianshou vector envs."""
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Callable
@@ -85,15 +86,15 @@ def make_vector_env(
     raise ValueError(f"vector env kind must be 'dummy' or 'subproc', got {kind!r}")
 
 
-def make_dmc_vector_envs(
-    task: str,
+def make_seeded_vector_envs(
+    make_env: Callable[[], gym.Env],
     *,
     seed: int,
     num_train_envs: int = 1,
     num_test_envs: int = 5,
     kind: Literal["dummy", "subproc"] = "dummy",
 ) -> tuple[gym.Env, BaseVectorEnv, BaseVectorEnv]:
-    """Training and test vector envs for a DMC task, seeded apart from each other.
+    """Training and test vector envs from one factory, seeded apart from each other.
 
     Training env ``i`` gets seed ``seed + i``; test env ``j`` gets ``seed + 10_000 + j`` so that
     evaluation episodes never replay training ones.
@@ -104,9 +105,58 @@ def make_dmc_vector_envs(
         raise ValueError(
             f"num_train_envs and num_test_envs must be ≥ 1, got {num_train_envs}, {num_test_envs}"
         )
-    env = make_dmc_env(task, seed=seed)
-    train_envs = make_vector_env([lambda: make_dmc_env(task)] * num_train_envs, kind)
-    test_envs = make_vector_env([lambda: make_dmc_env(task)] * num_test_envs, kind)
+    env = make_env()
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    train_envs = make_vector_env([make_env] * num_train_envs, kind)
+    test_envs = make_vector_env([make_env] * num_test_envs, kind)
     train_envs.seed([seed + i for i in range(num_train_envs)])
     test_envs.seed([seed + 10_000 + j for j in range(num_test_envs)])
     return env, train_envs, test_envs
+
+
+def make_dmc_vector_envs(
+    task: str,
+    *,
+    seed: int,
+    num_train_envs: int = 1,
+    num_test_envs: int = 5,
+    kind: Literal["dummy", "subproc"] = "dummy",
+) -> tuple[gym.Env, BaseVectorEnv, BaseVectorEnv]:
+    """Training and test vector envs for a DMC task (see :func:`make_seeded_vector_envs`)."""
+    make_dmc_env(task)  # fail early, in this process, on an unknown task
+    return make_seeded_vector_envs(
+        functools.partial(make_dmc_env, task), seed=seed, num_train_envs=num_train_envs,
+        num_test_envs=num_test_envs, kind=kind,
+    )
+
+
+def make_gym_env(task: str, seed: int | None = None) -> gym.Env:
+    """``gymnasium.make(task)`` (e.g. ``Hopper-v5``, ``Pendulum-v1``), seeded if ``seed`` is given."""
+    try:
+        env = gym.make(task)
+    except gym.error.Error as err:
+        raise ValueError(f"unknown gymnasium task {task!r}: {err}") from err
+    if seed is not None:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+    return env
+
+
+def make_gym_vector_envs(
+    task: str,
+    *,
+    seed: int,
+    num_train_envs: int = 1,
+    num_test_envs: int = 5,
+    kind: Literal["dummy", "subproc"] = "dummy",
+) -> tuple[gym.Env, BaseVectorEnv, BaseVectorEnv]:
+    """Training and test vector envs for a gymnasium task (see :func:`make_seeded_vector_envs`).
+
+    Time limits end episodes with ``truncated=True``, which our algorithms bootstrap through.
+    """
+    make_gym_env(task)  # fail early, in this process, on an unknown task
+    return make_seeded_vector_envs(
+        functools.partial(make_gym_env, task), seed=seed, num_train_envs=num_train_envs,
+        num_test_envs=num_test_envs, kind=kind,
+    )

@@ -1,0 +1,219 @@
+"""Agent and environment construction shared by ``examples/mujoco_iq.py`` and ``examples/dmc_iq.py``.
+
+Both scripts run IQ (α = 0), M-IQ (α > 0) or Tianshou's own SAC on the same task, through
+:mod:`tianshou_qmle.runner` (shared run flags, warm-up, OffPolicyTrainer, TensorBoard, checkpoints,
+``--summary-json``). Only the default task and the environment maker differ between them.
+
+IQ defaults follow §6 of Vieillard et al.: policy and value MLPs (256, 256) as SAC, Adam 3e-4,
+Polyak λ = 0.005, γ = 0.99, one update per environment step, batch 256, n = 11 bins per
+dimension, τ = 0.01, α = 0.9 for M-IQ. SAC follows Tianshou's ``examples/mujoco/mujoco_sac.py``
+(256-256 MLPs, Polyak 0.005, γ 0.99, fixed entropy coefficient 0.2, batch 256, one update per env
+step) except for its learning rates: we default to 3e-4 for actor and critics (Haarnoja et al.'s
+SAC, the paper's baseline, and the same step size as IQ), where that script uses 1e-3; pass
+``--sac-actor-lr 1e-3 --sac-critic-lr 1e-3`` to match it exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+from tianshou.algorithm import SAC
+from tianshou.algorithm.algorithm_base import OffPolicyAlgorithm
+from tianshou.algorithm.modelfree.sac import SACPolicy
+from tianshou.algorithm.optim import AdamOptimizerFactory
+from tianshou.env import BaseVectorEnv
+from tianshou.utils.net.common import Net
+from tianshou.utils.net.continuous import ContinuousActorProbabilistic, ContinuousCritic
+
+from tianshou_qmle.algorithm.iq import IQ, IQPolicy
+from tianshou_qmle.data.buffer import FastNullCheckVectorReplayBuffer
+from tianshou_qmle.net.iq import POLICY_TYPES, build_iq_network
+from tianshou_qmle.runner import Schedule, prepare_run, train_and_evaluate
+
+ALGORITHMS = ("iq", "miq", "sac")
+"""``--algo`` choices: IQ (α = 0), M-IQ (α > 0) and Tianshou's SAC."""
+
+MIQ_DEFAULT_ALPHA = 0.9
+"""α of M-IQ in §6."""
+
+EnvMaker = Callable[..., tuple[gym.Env, BaseVectorEnv, BaseVectorEnv]]
+"""``(task, *, seed, num_train_envs, num_test_envs, kind) -> (env, train_envs, test_envs)``."""
+
+
+def parse_hidden_sizes(text: str) -> tuple[int, ...]:
+    """``"256,256"`` → ``(256, 256)``; an empty string gives no hidden layer."""
+    try:
+        sizes = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(
+            f"--hidden-sizes expects comma-separated integers, got {text!r}"
+        ) from err
+    if any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"--hidden-sizes must be positive, got {text!r}")
+    return sizes
+
+
+def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
+    """The agent flags both IQ examples share (the run flags come from ``add_run_arguments``)."""
+    agent = parser.add_argument_group("agent (IQ, M-IQ and SAC)")
+    agent.add_argument("--algo", choices=ALGORITHMS, default="miq",
+                       help="iq: IQ (α = 0); miq: M-IQ (α = --alpha); sac: Tianshou's SAC baseline")
+    agent.add_argument("--hidden-sizes", type=parse_hidden_sizes, default=(256, 256),
+                       help="hidden widths of every MLP (IQ policy and value; SAC actor and critics)")
+    agent.add_argument("--gamma", type=float, default=0.99, help="discount factor γ")
+    agent.add_argument("--polyak", type=float, default=0.005,
+                       help="λ: Polyak rate of the target networks (SAC's tau)")
+    agent.add_argument("--batch-size", type=int, default=256, help="replay batch size")
+    agent.add_argument("--buffer-size", type=int, default=1_000_000, help="replay capacity")
+    agent.add_argument("--env-steps-per-collect", type=int, default=1,
+                       help="env steps per collect step of the trainer")
+    agent.add_argument("--updates-per-step", type=float, default=1.0,
+                       help="gradient updates per env step")
+
+    iq = parser.add_argument_group("IQ / M-IQ (Vieillard et al. §6 defaults; ignored by --algo sac)")
+    iq.add_argument("--temperature", type=float, default=0.01,
+                    help="τ: scale of the implicit Q = τ ln π + V and of the regularisation (Eq. 1, 2)")
+    iq.add_argument("--alpha", type=float, default=None,
+                    help=f"α of M-IQ, in (0, 1); None means {MIQ_DEFAULT_ALPHA} for --algo miq. "
+                         f"--algo iq is α = 0 and rejects this flag")
+    iq.add_argument("--num-bins", type=int, default=11,
+                    help="n: values per action dimension of the multicategorical policy (§4)")
+    iq.add_argument("--policy-type", choices=POLICY_TYPES, default="multicategorical",
+                    help="multicategorical (§4) or gaussian (the §6 ablation)")
+    iq.add_argument("--lr", type=float, default=3e-4, help="Adam step size of the single IQ loss")
+    iq.add_argument("--munchausen-clip", type=float, default=None,
+                    help="l₀ < 0 clips τ ln π̄ to [l₀, 0] as M-DQN (-1 there); None follows Eq. 2")
+    iq.add_argument("--max-grad-norm", type=float, default=None,
+                    help="clip the IQ gradient norm; None (the paper) does not clip")
+    iq.add_argument("--stochastic-eval", action="store_true",
+                    help="sample π at evaluation instead of taking its per-dimension mode")
+
+    sac = parser.add_argument_group("SAC baseline (Tianshou's mujoco_sac.py; only for --algo sac)")
+    sac.add_argument("--sac-actor-lr", type=float, default=3e-4,
+                     help="actor Adam step size (mujoco_sac.py uses 1e-3)")
+    sac.add_argument("--sac-critic-lr", type=float, default=3e-4,
+                     help="critics' Adam step size (mujoco_sac.py uses 1e-3)")
+    sac.add_argument("--sac-alpha", type=float, default=0.2,
+                     help="fixed entropy coefficient (no automatic tuning)")
+
+
+def resolve_alpha(args: argparse.Namespace) -> float:
+    """α for ``--algo iq`` (0) or ``miq`` (``--alpha``, 0.9 by default)."""
+    if args.algo == "iq":
+        if args.alpha not in (None, 0.0):
+            raise SystemExit(f"--algo iq is α = 0; use --algo miq for --alpha {args.alpha}")
+        return 0.0
+    alpha = MIQ_DEFAULT_ALPHA if args.alpha is None else args.alpha
+    if not 0.0 < alpha < 1.0:
+        raise SystemExit(f"--algo miq needs 0 < --alpha < 1, got {alpha}")
+    return alpha
+
+
+def algorithm_name(args: argparse.Namespace) -> str:
+    """The run's name in logs and the summary: iq, miq or sac (+ ``-gaussian`` for the ablation)."""
+    if args.algo != "sac" and args.policy_type == "gaussian":
+        return f"{args.algo}-gaussian"
+    return str(args.algo)
+
+
+def build_iq(args: argparse.Namespace, env: gym.Env) -> IQ:
+    """IQ or M-IQ for ``env``'s spaces (``Box`` or ``Discrete`` actions)."""
+    obs_dim = gym.spaces.flatdim(env.observation_space)
+    space = env.action_space
+    if isinstance(space, gym.spaces.Discrete):
+        act_dim, num_bins = 1, int(space.n)
+    else:
+        act_dim, num_bins = gym.spaces.flatdim(space), args.num_bins
+    model = build_iq_network(
+        obs_dim=obs_dim, act_dim=act_dim, num_bins=num_bins, hidden_sizes=args.hidden_sizes,
+        policy_type=args.policy_type, device=args.device,
+    )
+    policy = IQPolicy(
+        model=model, action_space=space, observation_space=env.observation_space,
+        deterministic_eval=not args.stochastic_eval,
+    )
+    return IQ(
+        policy=policy, optim=AdamOptimizerFactory(lr=args.lr), temperature=args.temperature,
+        alpha=resolve_alpha(args), polyak=args.polyak, gamma=args.gamma,
+        munchausen_clip=args.munchausen_clip, max_grad_norm=args.max_grad_norm,
+    )
+
+
+def build_sac(args: argparse.Namespace, env: gym.Env) -> SAC:
+    """Tianshou's SAC as in its ``mujoco_sac.py`` (fixed α; learning rates from the flags)."""
+    if not isinstance(env.action_space, gym.spaces.Box):
+        raise SystemExit(f"--algo sac needs a Box action space, got {env.action_space}")
+    obs_dim = gym.spaces.flatdim(env.observation_space)
+    act_dim = gym.spaces.flatdim(env.action_space)
+    hidden = list(args.hidden_sizes)
+    actor = ContinuousActorProbabilistic(
+        preprocess_net=Net(state_shape=obs_dim, hidden_sizes=hidden),
+        action_shape=act_dim, unbounded=True, conditioned_sigma=True,
+    ).to(args.device)
+    critics = [
+        ContinuousCritic(
+            preprocess_net=Net(state_shape=obs_dim, action_shape=act_dim, hidden_sizes=hidden, concat=True)
+        ).to(args.device)
+        for _ in range(2)
+    ]
+    policy = SACPolicy(actor=actor, action_space=env.action_space,
+                       observation_space=env.observation_space)
+    return SAC(
+        policy=policy, policy_optim=AdamOptimizerFactory(lr=args.sac_actor_lr),
+        critic=critics[0], critic_optim=AdamOptimizerFactory(lr=args.sac_critic_lr),
+        critic2=critics[1], critic2_optim=AdamOptimizerFactory(lr=args.sac_critic_lr),
+        tau=args.polyak, gamma=args.gamma, alpha=float(args.sac_alpha),
+    )
+
+
+def build_algorithm(args: argparse.Namespace, env: gym.Env) -> OffPolicyAlgorithm:
+    """The algorithm ``--algo`` names, for ``env``'s spaces."""
+    return build_sac(args, env) if args.algo == "sac" else build_iq(args, env)
+
+
+def run_from_args(args: argparse.Namespace, make_envs: EnvMaker) -> dict[str, Any]:
+    """Validate, build envs, agent and buffer, and hand them to :func:`train_and_evaluate`."""
+    if args.env_steps_per_collect < 1:
+        raise SystemExit(f"--env-steps-per-collect must be ≥ 1, got {args.env_steps_per_collect}")
+    if round(args.updates_per_step * args.env_steps_per_collect) < 1:
+        raise SystemExit("--updates-per-step × --env-steps-per-collect must round to ≥ 1 update")
+    if args.algo != "sac":
+        resolve_alpha(args)  # fail on flag clashes before building environments
+    prepare_run(args)
+    env, train_envs, test_envs = make_envs(
+        args.task, seed=args.seed, num_train_envs=args.num_train_envs,
+        num_test_envs=args.num_test_envs, kind=args.vector_env,
+    )
+    try:
+        algorithm = build_algorithm(args, env)
+    except (ValueError, TypeError) as err:
+        train_envs.close()
+        test_envs.close()
+        raise SystemExit(str(err)) from err
+    buffer = FastNullCheckVectorReplayBuffer(args.buffer_size, args.num_train_envs, random_seed=args.seed)
+    return train_and_evaluate(
+        args=args, algo_name=algorithm_name(args), algorithm=algorithm, buffer=buffer,
+        train_envs=train_envs, test_envs=test_envs,
+        schedule=Schedule(
+            env_steps_per_collect=args.env_steps_per_collect,
+            updates_per_env_step=args.updates_per_step,
+            batch_size=args.batch_size,
+        ),
+    )
+
+
+__all__ = [
+    "ALGORITHMS",
+    "MIQ_DEFAULT_ALPHA",
+    "add_agent_arguments",
+    "algorithm_name",
+    "build_algorithm",
+    "build_iq",
+    "build_sac",
+    "parse_hidden_sizes",
+    "resolve_alpha",
+    "run_from_args",
+]
