@@ -63,6 +63,8 @@ def execute(run: Run, args: argparse.Namespace, out: Path) -> dict | None:
     summary_path = out / f"{run.name}.json"
     if summary_path.exists():
         return json.loads(summary_path.read_text())
+    if args.tabulate_only:
+        return None
     log_path = out / f"{run.name}.log"
     started = time.perf_counter()
     with log_path.open("w") as log:
@@ -112,6 +114,8 @@ def main(argv: list[str] | None = None) -> dict:
                    help="NAME=FLAGS; repeat for each variant")
     p.add_argument("--workers", type=int, default=1, help="runs in parallel (one core each)")
     p.add_argument("--out", default="benchmarks/results/matrix", help="output directory")
+    p.add_argument("--tabulate-only", action="store_true",
+                   help="run nothing; tabulate the summaries already in OUT")
     p.add_argument("extra", nargs=argparse.REMAINDER,
                    help="after --, flags passed to every run (e.g. -- --epoch-steps 5000)")
     args = p.parse_args(argv)

@@ -124,7 +124,7 @@ def train_and_evaluate(
             training_collector=train_collector,
             test_collector=test_collector,
             max_epochs=epochs,
-            # equal epochs that add up to the requested budget (up to a whole collect step)
+            # equal epochs adding up to the budget (over by < 1 step per epoch, plus collect rounding)
             epoch_num_steps=math.ceil(learn_steps / epochs),
             collection_step_num_env_steps=schedule.env_steps_per_collect,
             update_step_num_gradient_steps_per_sample=schedule.updates_per_env_step,
