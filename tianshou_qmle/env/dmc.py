@@ -105,7 +105,7 @@ def make_seeded_vector_envs(
         raise ValueError(
             f"num_train_envs and num_test_envs must be ≥ 1, got {num_train_envs}, {num_test_envs}"
         )
-    env = make_env()
+    env = make_env()  # built here first, so a bad task fails in this process, not in a worker
     env.reset(seed=seed)
     env.action_space.seed(seed)
     train_envs = make_vector_env([make_env] * num_train_envs, kind)
@@ -124,7 +124,6 @@ def make_dmc_vector_envs(
     kind: Literal["dummy", "subproc"] = "dummy",
 ) -> tuple[gym.Env, BaseVectorEnv, BaseVectorEnv]:
     """Training and test vector envs for a DMC task (see :func:`make_seeded_vector_envs`)."""
-    make_dmc_env(task)  # fail early, in this process, on an unknown task
     return make_seeded_vector_envs(
         functools.partial(make_dmc_env, task), seed=seed, num_train_envs=num_train_envs,
         num_test_envs=num_test_envs, kind=kind,
@@ -155,7 +154,6 @@ def make_gym_vector_envs(
 
     Time limits end episodes with ``truncated=True``, which our algorithms bootstrap through.
     """
-    make_gym_env(task)  # fail early, in this process, on an unknown task
     return make_seeded_vector_envs(
         functools.partial(make_gym_env, task), seed=seed, num_train_envs=num_train_envs,
         num_test_envs=num_test_envs, kind=kind,
