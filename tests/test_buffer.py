@@ -72,6 +72,18 @@ def test_target_search_refreshes_priors_of_sampled_indices_only(num_envs, priori
     assert not np.array_equal(after[idx], before[idx])
 
 
+def test_search_without_the_stored_prior_leaves_priors_untouched():
+    algo, buf = collect(1, True)
+    algo.use_stored_prior = False
+    before = buf._meta[ARGMAX_PRIOR_KEY].copy()
+    batch, idx = buf.sample(48)
+    algo._preprocess_batch(batch, buf, idx)
+    np.testing.assert_array_equal(buf._meta[ARGMAX_PRIOR_KEY], before)
+    _, refined, kept = algo._argmax_targets
+    assert kept == 0.0 and refined.shape == (48, 1)
+    assert not np.array_equal(refined.numpy(), before[idx])  # fresh candidates won, not the priors
+
+
 @pytest.mark.parametrize(("num_envs", "prioritized"), CASES)
 def test_priors_survive_an_hdf5_round_trip(num_envs, prioritized, tmp_path):
     algo, buf = collect(num_envs, prioritized)

@@ -147,6 +147,13 @@ def test_qmle_uses_app_d3_settings():
     assert algorithm.optim._optim.param_groups[0]["lr"] == 5e-4
 
 
+def test_no_prior_flag_turns_off_the_stored_prior():
+    assert build_default("qmle")[0].use_stored_prior
+    example = load_example()
+    args = example.build_parser().parse_args(["--algo", "qmle", "--task", "walker-walk", "--no-prior"])
+    assert not example.build_algorithm(args, example.env_factory(args)()).use_stored_prior
+
+
 def test_dqn_is_the_action_out_ablation():
     algorithm, env = build_default("dqn")
     assert env.action_space.n == 3**6

@@ -342,6 +342,10 @@ class QMLE(OffPolicyAlgorithm[QMLEPolicy], LaggedNetworkFullUpdateAlgorithmMixin
         Change it together with the update ratio to keep N⁻ in environment steps.
     :param max_grad_norm: clip each optimizer's gradient norm to this value; None (the paper)
         disables clipping.
+    :param use_stored_prior: score each transition's stored arg max prior with the candidates and
+        write the winner back (Eq. 20, Principle 2; True in the paper). False searches with the
+        fresh candidates of Eq. 21 only and leaves the buffer's priors untouched: the ablation
+        of App. D.2 without any amortisation, when combined with ratios (1, 0, …).
     """
 
     def __init__(
@@ -355,6 +359,7 @@ class QMLE(OffPolicyAlgorithm[QMLEPolicy], LaggedNetworkFullUpdateAlgorithmMixin
         m_target: int = 100,
         target_update_freq: int = 200,
         max_grad_norm: float | None = None,
+        use_stored_prior: bool = True,
     ) -> None:
         if not isinstance(policy, QMLEPolicy):
             raise TypeError(f"policy must be a QMLEPolicy, got {type(policy).__name__}")
@@ -380,6 +385,7 @@ class QMLE(OffPolicyAlgorithm[QMLEPolicy], LaggedNetworkFullUpdateAlgorithmMixin
         self.model_old = self._add_lagged_network(model)
         # a buffer, so that checkpoints resume the target-copy schedule where it was
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+        self.use_stored_prior = bool(use_stored_prior)
         self._warned_no_prior = False
         self._argmax_targets: tuple[torch.Tensor, torch.Tensor, float] | None = None
         """(next observations, refined arg max, prior-kept share) from the last target search."""
@@ -408,6 +414,8 @@ class QMLE(OffPolicyAlgorithm[QMLEPolicy], LaggedNetworkFullUpdateAlgorithmMixin
         return batch
 
     def _stored_priors(self, buffer: ReplayBuffer, indices: np.ndarray) -> np.ndarray | None:
+        if not self.use_stored_prior:
+            return None
         if ARGMAX_PRIOR_KEY in buffer._meta.get_keys():
             return buffer._meta[ARGMAX_PRIOR_KEY][indices]
         if not self._warned_no_prior:

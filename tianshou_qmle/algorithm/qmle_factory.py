@@ -51,6 +51,9 @@ def add_qmle_arguments(
     alg.add_argument("--target-update-env-steps", type=int, default=2000,
                      help="N⁻: env steps between hard target copies")
     alg.add_argument("--buffer-size", type=int, default=1_000_000, help="replay capacity")
+    alg.add_argument("--no-prior", action="store_true",
+                     help="search TD targets without the stored arg max prior (Eq. 16/21 instead of "
+                          "Eq. 20; with --ratios 1 0 0 this is App. D.2's ablation without amortisation)")
     alg.add_argument("--uniform-replay", action="store_true",
                      help="uniform replay (Algorithm 1) instead of prioritized (App. B)")
     alg.add_argument("--alpha", type=float, default=0.6, help="priority exponent")
@@ -93,6 +96,7 @@ def build_qmle_algorithm(
         policy=policy, optim=AdamOptimizerFactory(lr=args.lr), gamma=args.gamma,
         n_step_return_horizon=args.n_step, m_target=args.m_target,
         target_update_freq=args.target_update_env_steps // args.update_every,
+        use_stored_prior=not args.no_prior,
     )
 
 
