@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.harness import stats, tiers  # noqa: E402
-from benchmarks.harness.algorithms import qmle_defaults, registry  # noqa: E402
+from benchmarks.harness.algorithms import build_qmle, qmle_defaults, registry  # noqa: E402
 from benchmarks.harness.executor import ProtocolMismatchError, load_result, run_all  # noqa: E402
 from benchmarks.harness.report import ROW_KEYS, iqm_section, markdown, table_rows  # noqa: E402
 from benchmarks.harness.spec import RunSpec, eval_points, result_path  # noqa: E402
@@ -431,5 +431,24 @@ def test_qmle_is_built_from_the_example_defaults():
     assert optimiser_lr(agent.algorithm.optim) == defaults.lr
     assert (agent.schedule.env_steps_per_collect, agent.schedule.updates_per_env_step) == (10, 0.1)
     assert agent.hyperparameters["m_target"] == defaults.m_target and "seed" not in agent.hyperparameters
+    train_envs.close()
+    test_envs.close()
+
+
+def test_app_d_ablation_entries_change_only_budgets_ratios_and_prior():
+    env, train_envs, test_envs = make_task_envs("cartpole-swingup", seed=0, num_test_envs=1)
+    entries = registry()
+    full = entries["qmle"].build(env=env, seed=0, device="cpu", buffer_size=3000)
+    m2 = entries["qmle-m2"].build(env=env, seed=0, device="cpu", buffer_size=3000)
+    uniform = entries["qmle-m2-uniform"].build(env=env, seed=0, device="cpu", buffer_size=3000)
+    for agent in (m2, uniform):
+        assert agent.algorithm.m_target == agent.algorithm.policy.m_greedy == 2
+        changed = {k for k, v in agent.hyperparameters.items() if full.hyperparameters[k] != v}
+        assert changed <= {"m_target", "m_greedy", "ratios", "no_prior"}
+    assert m2.algorithm.policy.proposal_ratios == (0.5, 0.5, 0.0) and m2.algorithm.use_stored_prior
+    assert uniform.algorithm.policy.proposal_ratios == (1.0, 0.0, 0.0)
+    assert not uniform.algorithm.use_stored_prior
+    with pytest.raises(ValueError, match="no flag 'm_targt'"):
+        build_qmle(env=env, seed=0, device="cpu", buffer_size=3000, m_targt=2)
     train_envs.close()
     test_envs.close()

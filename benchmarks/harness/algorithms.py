@@ -233,14 +233,37 @@ def qmle_defaults() -> argparse.Namespace:
     return load_example("dmc_qmle").build_parser().parse_args([])
 
 
-def build_qmle(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
-    """QMLE as ``examples/dmc_qmle.py`` builds it (``qmle_factory``), with that script's defaults."""
+def build_qmle(*, env: gym.Env, seed: int, device: str, buffer_size: int, **overrides: Any) -> Agent:
+    """QMLE as ``examples/dmc_qmle.py`` builds it (``qmle_factory``), with that script's defaults,
+    except for ``overrides`` (flag names as attributes, e.g. ``m_target=2``)."""
     args = qmle_defaults()
+    for name, value in overrides.items():
+        if not hasattr(args, name):
+            raise ValueError(f"dmc_qmle.py has no flag {name!r} to override")
+        setattr(args, name, value)
     args.seed, args.device, args.num_train_envs = seed, device, 1
     args.buffer_size = min(args.buffer_size, buffer_size)
     algorithm, buffer, schedule = build_qmle_from_args(args, env)
     settings = {k: v for k, v in vars(args).items() if k not in QMLE_RUN_FLAGS}
     return Agent(algorithm=algorithm, buffer=buffer, schedule=schedule, hyperparameters=settings)
+
+
+D1_D2_BUDGET = {"m_target": 2, "m_greedy": 2}
+"""App. D.1 / D.2: two candidates per search, for targets and for acting."""
+
+
+def build_qmle_m2(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
+    """App. D.1 / D.2's QMLE: budgets of 2, shared equally by uniform sampling and the delta
+    predictor (ρ = 0.5, 0.5; the categorical predictor gets 0), the stored prior kept."""
+    return build_qmle(env=env, seed=seed, device=device, buffer_size=buffer_size, **D1_D2_BUDGET,
+                      ratios=(0.5, 0.5, 0.0))
+
+
+def build_qmle_m2_uniform(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
+    """App. D.2's ablation without amortised maximisation: budgets of 2, all uniform (ρ0 = 1), and
+    no stored prior, so nothing learned about the arg max is reused."""
+    return build_qmle(env=env, seed=seed, device=device, buffer_size=buffer_size, **D1_D2_BUDGET,
+                      ratios=(1.0, 0.0, 0.0), no_prior=True)
 
 
 def _iq_args(algo: str, device: str) -> argparse.Namespace:
@@ -302,6 +325,11 @@ def registry() -> dict[str, AlgorithmEntry]:
     entries = [
         AlgorithmEntry(name="qmle", label="QMLE", origin="ours", warmup=1000, build=build_qmle,
                        source="examples/dmc_qmle.py defaults (QMLE paper, Table 1)"),
+        AlgorithmEntry(name="qmle-m2", label="QMLE m=2", origin="ours", warmup=1000, build=build_qmle_m2,
+                       source="App. D.1/D.2: m_target = m_greedy = 2, ρ uniform 0.5 / delta 0.5"),
+        AlgorithmEntry(name="qmle-m2-uniform", label="QMLE m=2 uniform only", origin="ours", warmup=1000,
+                       build=build_qmle_m2_uniform,
+                       source="App. D.2 ablation: m = 2, ρ uniform 1, no stored prior (no amortisation)"),
         AlgorithmEntry(name="iq", label="IQ", origin="ours", warmup=10_000, build=build_iq,
                        source="tianshou_qmle.algorithm.iq_factory defaults (IQ paper, §6), α = 0"),
         AlgorithmEntry(name="miq", label="M-IQ", origin="ours", warmup=10_000, build=build_miq,
@@ -330,6 +358,8 @@ __all__ = [
     "build_iq",
     "build_miq",
     "build_qmle",
+    "build_qmle_m2",
+    "build_qmle_m2_uniform",
     "build_sac",
     "build_sac_auto",
     "build_savo",
