@@ -39,7 +39,7 @@ mode, and the mean reward of its final δ), and ``fig2.png`` (the true reward, t
 exploration × method the learned Q surface of the first seed with every seed's δ trajectory in
 yellow and its end point in green, as Fig. 2b).
 
-    python benchmarks/bandit_fig2.py                       # 3 × 3 × 5 seeds, ≈ 10 min here
+    python benchmarks/bandit_fig2.py --workers 2           # 4 × 3 × 5 seeds, ≈ 25 min here
     python benchmarks/bandit_fig2.py --seeds 0 1 --updates 500 --out /tmp/fig2
 """
 
@@ -52,6 +52,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -196,11 +197,15 @@ def fit_critic_to_warmup(critic: torch.nn.Module, buffer: ReplayBuffer, *, steps
     and where it lands depends on the initialisation rather than on the reward surface (measured:
     within 20 updates, δ at (±0.9, ±0.9) in every run); §5.1 studies DPG with an accurate Q.
     """
+    data = buffer[np.sort(buffer.sample_indices(0))]
+    obs, act = torch.as_tensor(data.obs, dtype=torch.float32), torch.as_tensor(data.act, dtype=torch.float32)
+    reward = torch.as_tensor(data.rew, dtype=torch.float32)
+    # our own generator, not the buffer's sampler, so every buffer type yields the same batches
+    generator = torch.Generator().manual_seed(int(torch.initial_seed()) % 2**31)
     optim = torch.optim.Adam(critic.parameters(), lr=lr)
     for _ in range(steps):
-        batch, _ = buffer.sample(batch_size)
-        reward = torch.as_tensor(batch.rew, dtype=torch.float32)
-        loss = (critic(batch.obs, batch.act) - reward).pow(2).mean()
+        rows = torch.randint(len(reward), (batch_size,), generator=generator)
+        loss = (critic(obs[rows], act[rows]) - reward[rows]).pow(2).mean()
         optim.zero_grad()
         loss.backward()
         optim.step()
@@ -232,6 +237,8 @@ def train_one(method: str, strategy: str, seed: int, *, updates: int, warmup: in
     collector.collect(n_step=warmup, random=True)
     critic = algo.critic if isinstance(algo, DDPG) else algo.policy.model.critic
     fit_critic_to_warmup(critic, collector.buffer, steps=critic_warmup, batch_size=batch_size, lr=lr)
+    if isinstance(algo, DDPG):  # its actor's stream starts from the fitted one, as QMLE's δ reads it
+        algo.policy.actor.obs_stream.load_state_dict(critic.obs_stream.state_dict())
     algo._lagged_networks.full_parameter_update()  # the targets start from the fitted Q too
     trajectory = [delta().tolist()]
 
@@ -259,6 +266,15 @@ def train_one(method: str, strategy: str, seed: int, *, updates: int, warmup: in
     if grid is not None:
         result["q_grid"] = learned_q(algo, grid).tolist()
     return result
+
+
+def run_job(job: tuple[str, str, int], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """One run in this or a worker process (one torch thread each)."""
+    kwargs = dict(kwargs)
+    torch.set_num_threads(kwargs.pop("threads"))
+    # the plain-buffer variants search without a prior on purpose (see the module docstring)
+    warnings.filterwarnings("ignore", message=".*stores no arg max prior.*")
+    return train_one(*job, **kwargs)
 
 
 def summary_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -349,10 +365,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--m-target", type=int, default=32, help="QMLE samples per arg max search")
     parser.add_argument("--grid", type=int, default=61, help="points per axis of the plotted Q surface")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--workers", type=int, default=1, help="runs in parallel processes (one core each)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bandit")
     args = parser.parse_args(argv)
-    for name in ("updates", "record_every", "hidden", "batch_size", "m_target", "grid", "threads"):
+    for name in ("workers", "updates", "record_every", "hidden", "batch_size", "m_target", "grid", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(args, name)}")
     if args.warmup < args.batch_size:
@@ -366,16 +383,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     axis = np.linspace(-1.0, 1.0, args.grid)
     grid = np.stack(np.meshgrid(axis, axis), axis=-1).reshape(-1, 2).astype(np.float32)
     jobs = [(m, e, s) for e in args.explorations for m in args.methods for s in args.seeds]
-    runs = []
-    # the plain-buffer variants search without a prior on purpose (see the module docstring)
-    warnings.filterwarnings("ignore", message=".*stores no arg max prior.*")
-    for method, strategy, seed in tqdm(jobs, desc="bandit runs", unit="run"):
-        runs.append(train_one(
-            method, strategy, seed, updates=args.updates, warmup=args.warmup, record_every=args.record_every,
-            critic_warmup=args.critic_warmup, hidden=args.hidden, lr=args.lr, batch_size=args.batch_size,
-            m_target=args.m_target,
-            grid=grid if seed == min(args.seeds) else None,
-        ))
+    runs: list[dict[str, Any]] = []
+    settings = {"updates": args.updates, "warmup": args.warmup, "record_every": args.record_every,
+                "critic_warmup": args.critic_warmup, "hidden": args.hidden, "lr": args.lr,
+                "batch_size": args.batch_size, "m_target": args.m_target, "threads": args.threads}
+    calls = [((m, e, s), {**settings, "grid": grid if s == min(args.seeds) else None}) for m, e, s in jobs]
+    if args.workers == 1:
+        runs = [run_job(*call) for call in tqdm(calls, desc="bandit runs", unit="run")]
+    else:
+        with ProcessPoolExecutor(max_workers=args.workers) as pool:
+            futures = [pool.submit(run_job, *call) for call in calls]
+            for future in tqdm(as_completed(futures), total=len(futures), desc="bandit runs", unit="run"):
+                runs.append(future.result())
+    runs.sort(key=lambda r: (EXPLORATIONS.index(r["exploration"]), METHODS.index(r["method"]), r["seed"]))
     rows = summary_rows(runs)
     args.out.mkdir(parents=True, exist_ok=True)
     report = {

@@ -224,3 +224,31 @@ def test_run_matrix_runs_variants_and_tabulates(tmp_path):
     returns = [s["eval_return_mean"] for s in report["results"].values()]
     table = (tmp_path / "table.md").read_text()
     assert f"{np.mean(returns):.1f} ±" in table and "(n=2," in table
+
+
+def load_bandit_module():
+    spec = importlib.util.spec_from_file_location("bandit_fig2", ROOT / "benchmarks" / "bandit_fig2.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bandit_fig2"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bandit_fig2_smoke_starts_every_method_from_the_same_delta(tmp_path):
+    bandit = load_bandit_module()
+    report = bandit.main([
+        "--seeds", "3", "--updates", "40", "--record-every", "20", "--warmup", "64", "--critic-warmup", "5",
+        "--batch-size", "32", "--m-target", "8", "--grid", "5", "--explorations", "epsilon",
+        "--methods", "dpg", "qmle-local", "qmle-global-prior", "--out", str(tmp_path),
+    ])
+    runs = report["runs"]
+    assert [r["method"] for r in runs] == ["dpg", "qmle-local", "qmle-global-prior"]
+    starts = np.array([r["trajectory"][0] for r in runs])
+    np.testing.assert_allclose(starts, starts[[0, 0, 0]], atol=1e-6)  # one network, one seed
+    for r in runs:
+        assert len(r["trajectory"]) == 3 and len(r["q_grid"]) == 25  # start, update 20, end
+        assert np.all(np.abs(r["trajectory"]) <= 1.0)
+        assert r["final_reward"] == pytest.approx(float(bandit.bimodal_reward(np.array(r["final_delta"]))))
+    assert [row["seeds"] for row in report["summary"]] == [1, 1, 1]
+    assert (tmp_path / "fig2.png").stat().st_size > 0
+    assert "| epsilon | dpg | " in (tmp_path / "table.md").read_text()
