@@ -448,6 +448,8 @@ def test_app_d_ablation_entries_change_only_budgets_ratios_and_prior():
     assert m2.algorithm.policy.proposal_ratios == (0.5, 0.5, 0.0) and m2.algorithm.use_stored_prior
     assert uniform.algorithm.policy.proposal_ratios == (1.0, 0.0, 0.0)
     assert not uniform.algorithm.use_stored_prior
+    bf16 = entries["qmle-bf16"].build(env=env, seed=0, device="cpu", buffer_size=3000)
+    assert str(bf16.algorithm.policy.scoring_dtype) == "torch.bfloat16" and bf16.algorithm.m_target == 100
     with pytest.raises(ValueError, match="no flag 'm_targt'"):
         build_qmle(env=env, seed=0, device="cpu", buffer_size=3000, m_targt=2)
     train_envs.close()

@@ -266,6 +266,11 @@ def build_qmle_m2_uniform(*, env: gym.Env, seed: int, device: str, buffer_size: 
                       ratios=(1.0, 0.0, 0.0), no_prior=True)
 
 
+def build_qmle_bf16(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
+    """QMLE at Table 1 settings with bf16 candidate scoring (the speed lever; winners re-scored in fp32)."""
+    return build_qmle(env=env, seed=seed, device=device, buffer_size=buffer_size, scoring_dtype="bfloat16")
+
+
 def _iq_args(algo: str, device: str) -> argparse.Namespace:
     from tianshou_qmle.algorithm import iq_factory
 
@@ -325,6 +330,8 @@ def registry() -> dict[str, AlgorithmEntry]:
     entries = [
         AlgorithmEntry(name="qmle", label="QMLE", origin="ours", warmup=1000, build=build_qmle,
                        source="examples/dmc_qmle.py defaults (QMLE paper, Table 1)"),
+        AlgorithmEntry(name="qmle-bf16", label="QMLE bf16 scoring", origin="ours", warmup=1000,
+                       build=build_qmle_bf16, source="examples/dmc_qmle.py --scoring-dtype bfloat16"),
         AlgorithmEntry(name="qmle-m2", label="QMLE m=2", origin="ours", warmup=1000, build=build_qmle_m2,
                        source="App. D.1/D.2: m_target = m_greedy = 2, ρ uniform 0.5 / delta 0.5"),
         AlgorithmEntry(name="qmle-m2-uniform", label="QMLE m=2 uniform only", origin="ours", warmup=1000,
@@ -358,6 +365,7 @@ __all__ = [
     "build_iq",
     "build_miq",
     "build_qmle",
+    "build_qmle_bf16",
     "build_qmle_m2",
     "build_qmle_m2_uniform",
     "build_sac",
