@@ -406,7 +406,7 @@ def memory_run(args, seed: int) -> dict:
     slope = float(np.polyfit(updates[start:], rss[start:], 1)[0]) if len(updates) - start >= 2 else 0.0
     return {
         "algorithm": name, "updates": args.memory_updates, "every": every, "buffer_transitions": len(buffer),
-        "samples_update": updates, "samples_rss_mb": [round(r, 2) for r in rss],
+        "samples_update": updates, "samples_rss_mb": [round(r, 4) for r in rss],
         "growth_mb_per_update": round(slope, 5),
         "growth_mb_total": round(rss[-1] - rss[start], 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
