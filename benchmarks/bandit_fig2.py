@@ -211,8 +211,13 @@ def fit_critic_to_warmup(critic: torch.nn.Module, buffer: ReplayBuffer, *, steps
         optim.step()
 
 
+def critic_of(algo: OffPolicyAlgorithm) -> torch.nn.Module:
+    """The Q network being learned: DDPG's critic, or QMLE's action-in critic."""
+    return algo.critic if isinstance(algo, DDPG) else algo.policy.model.critic
+
+
 def learned_q(algo: OffPolicyAlgorithm, grid: np.ndarray) -> np.ndarray:
-    critic = algo.critic if isinstance(algo, DDPG) else algo.policy.model.critic
+    critic = critic_of(algo)
     with torch.no_grad():
         obs = torch.ones(len(grid), 1)
         return critic(obs, torch.as_tensor(grid, dtype=torch.float32)).numpy()
@@ -235,7 +240,7 @@ def train_one(method: str, strategy: str, seed: int, *, updates: int, warmup: in
     collector = Collector(algo, envs, buffer, exploration_noise=True)
     collector.reset()
     collector.collect(n_step=warmup, random=True)
-    critic = algo.critic if isinstance(algo, DDPG) else algo.policy.model.critic
+    critic = critic_of(algo)
     fit_critic_to_warmup(critic, collector.buffer, steps=critic_warmup, batch_size=batch_size, lr=lr)
     if isinstance(algo, DDPG):  # its actor's stream starts from the fitted one, as QMLE's δ reads it
         algo.policy.actor.obs_stream.load_state_dict(critic.obs_stream.state_dict())

@@ -138,9 +138,11 @@ class QMLEPolicy(Policy):
     :param eps_inference: ε at evaluation; 0 gives greedy evaluation.
     :param scoring_dtype: precision for scoring candidates, here and in :class:`QMLE`'s target
         search. None (default, the paper) keeps float32; ``torch.bfloat16`` picks winners with
-        bf16 weights and activations and re-scores them in float32: 1.6× faster updates on this
-        CPU (``benchmarks/results/speed``), where bf16 matmul is native; near-ties may resolve
-        differently (99.6% identical winners measured, see ``approximate_argmax``).
+        bf16 weights and activations and re-scores them in float32: 2.0× faster updates on this
+        CPU (87.5 → 44.6 ms on walker-walk, ``benchmarks/results/speed``), where bf16 matmul is
+        native; near-ties may resolve differently (99.6% identical winners measured, see
+        ``approximate_argmax``); learning curves matched fp32 within noise
+        (``benchmarks/results/learning/bf16``).
     :param action_scaling: scale [-1, 1] actions to the environment's bounds in ``map_action``
         (``Box`` only); None means True for ``Box`` and False otherwise.
     :param action_bound_method: how to bound ``Box`` actions before scaling; "clip" is a no-op for
