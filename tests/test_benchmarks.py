@@ -12,11 +12,13 @@ import json
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
 from tianshou_qmle.net.critic import ActionInCritic
+from tianshou_qmle.net.qmle_net import build_qmle_network
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -176,6 +178,42 @@ def test_bfloat16_scoring_returns_float32_close_to_the_layers():
     spread = exact.std(dim=1, keepdim=True)
     assert torch.all((low - exact).abs() <= 0.1 * spread)
     assert (low.argmax(1) == exact.argmax(1)).float().mean() >= 0.9
+
+
+def test_bilinear_head_starts_as_the_papers_critic_and_adds_a_state_weighted_dot_product():
+    torch.manual_seed(7)
+    plain = ActionInCritic(obs_dim=5, act_dim=3)
+    torch.manual_seed(7)
+    critic = ActionInCritic(obs_dim=5, act_dim=3, bilinear_head=True, score_block=16)
+    obs, actions = random_inputs(critic, 4, 10)
+    with torch.no_grad():
+        features = critic.features(obs)
+        assert torch.equal(features, plain.features(obs))
+        assert torch.allclose(critic.q_layers(features, actions), plain.q_layers(features, actions))
+        critic.bilinear.weight.normal_()
+        critic.bilinear.bias.normal_()
+        weights = features @ critic.bilinear.weight.T + critic.bilinear.bias  # [B, d]
+        expected = plain.q_layers(features, actions) + (actions * weights.unsqueeze(1)).sum(-1)
+        layers = critic.q_layers(features, actions)
+        scored = critic.score_candidates(features, actions)
+        low = critic.score_candidates(features, actions, dtype=torch.bfloat16)
+    assert torch.allclose(layers, expected, atol=1e-5) and torch.allclose(scored, expected, atol=1e-5)
+    assert low.dtype == torch.float32 and torch.allclose(low, expected, atol=0.1 * expected.std().item())
+    critic(obs, actions[:, 0]).sum().backward()
+    assert critic.bilinear.weight.grad is not None and critic.bilinear.weight.grad.abs().sum() > 0
+
+
+def test_bilinear_head_reaches_the_network_builder_and_its_checkpoint():
+    space = gym.spaces.Discrete(50)
+    embeddings = torch.randn(50, 6)
+    built = {
+        on: build_qmle_network(obs_dim=4, action_space=space, action_embeddings=embeddings, bilinear_head=on)
+        for on in (False, True)
+    }
+    model = built[True]
+    assert model.critic.bilinear.weight.shape == (6, model.critic.obs_width)
+    assert built[False].critic.bilinear is None
+    assert {"critic.bilinear.weight", "critic.bilinear.bias"} <= set(model.state_dict())
 
 
 def test_reference_scoring_of_the_benchmark_is_the_layers():

@@ -42,6 +42,10 @@ def add_qmle_arguments(
                      help="bins per dimension of the categorical predictor; None: 3 (bang-off-bang) "
                           "for Box, the space's own bins for MultiDiscrete")
     alg.add_argument("--hidden", type=int, default=128, help="stream width (joint block is 2×)")
+    alg.add_argument("--bilinear-head", action=argparse.BooleanOptionalAction, default=False,
+                     help="add a state-weighted linear term in the action representation to Q "
+                          "(not in the paper's network; helps item embeddings scored by an inner "
+                          "product, as in the recommender)")
     alg.add_argument("--lr", type=float, default=5e-4, help="Adam step size for Q and predictors")
     alg.add_argument("--gamma", type=float, default=0.99, help="discount factor")
     alg.add_argument("--n-step", type=int, default=1, help="n-step return horizon (1 = paper)")
@@ -83,7 +87,8 @@ def build_qmle_algorithm(
     model = build_qmle_network(
         obs_dim=int(np.prod(env.observation_space.shape)), action_space=env.action_space,
         action_embeddings=action_embeddings, grid_bins=grid_bins, hidden_width=args.hidden,
-        delta_std=args.delta_std, num_bins=args.num_bins, device=args.device, **network_kwargs,
+        delta_std=args.delta_std, num_bins=args.num_bins, device=args.device,
+        bilinear_head=bool(getattr(args, "bilinear_head", False)), **network_kwargs,
     )
     # set before QMLE() copies the model, so that the target network compiles its scoring too
     model.critic.compile_scoring = bool(getattr(args, "compile_scoring", False))

@@ -144,6 +144,13 @@ class ActionInCritic(nn.Module):
         :func:`fused_score_block` (Inductor fuses the LayerNorm, ELU, residual and bias passes).
         Opt-in: the first calls compile (seconds; needs a C++ compiler on CPU); the values agree
         with eager scoring within float rounding. The attribute of the same name toggles it later.
+    :param bilinear_head: add ``⟨W·f(s) + b, a⟩`` to Q, a term linear in the action representation
+        ``a`` with weights read from the state's features. Off in the paper's network (App. B.1).
+        Turn it on when values are close to an inner product between a state's tastes and an
+        action's features, as in recommenders (the click logit of SAVO §11.2 is ⟨e_u, e_i⟩): the
+        MLP on ``[f(s), g(a)]`` represents such a product only coarsely. ``W`` and ``b`` start at
+        zero, so an untrained critic computes the paper's Q; scoring costs one extra
+        ``d``-long dot product per candidate.
     """
 
     def __init__(
@@ -156,6 +163,7 @@ class ActionInCritic(nn.Module):
         device: torch.device | str = "cpu",
         score_block: int = DEFAULT_SCORE_BLOCK,
         compile_scoring: bool = False,
+        bilinear_head: bool = False,
     ) -> None:
         super().__init__()
         if obs_dim < 1 or act_dim < 1:
@@ -174,6 +182,11 @@ class ActionInCritic(nn.Module):
         self.joint = ResidualBlock(joint)
         self.joint_norm = nn.LayerNorm(joint)
         self.head = nn.Linear(joint, 1)
+        self.bilinear: nn.Linear | None = None
+        if bilinear_head:
+            self.bilinear = nn.Linear(obs_width, act_dim)
+            nn.init.zeros_(self.bilinear.weight)
+            nn.init.zeros_(self.bilinear.bias)
         self.to(device)
 
     @property
@@ -213,7 +226,10 @@ class ActionInCritic(nn.Module):
         hidden = F.relu(obs_part.unsqueeze(1) + F.linear(act_feat, w1[:, self.obs_width :]))
         skip = torch.cat([features.unsqueeze(1).expand(-1, act_feat.shape[1], -1), act_feat], -1)
         joint = F.elu(self.joint_norm(skip + self.joint.fc2(hidden)))
-        return self.head(joint).squeeze(-1)
+        q = self.head(joint).squeeze(-1)
+        if self.bilinear is not None:
+            q = q + torch.matmul(actions, self.bilinear(features).unsqueeze(-1)).squeeze(-1)
+        return q
 
     def scoring_weights(self, dtype: torch.dtype | None = None) -> ScoringWeights:
         """The parameters as :func:`score_block` takes them, in ``dtype`` (theirs if None).
@@ -269,6 +285,9 @@ class ActionInCritic(nn.Module):
             for c0 in range(0, m, per_state):
                 c1 = min(m, c0 + per_state)
                 out[s0:s1, c0:c1] = kernel(actions[s0:s1, c0:c1], obs_part[s0:s1], feats[s0:s1], weights)
+        if self.bilinear is not None:
+            state_weights = self.bilinear(features).to(low).unsqueeze(-1)  # [B, d, 1]
+            out.add_(torch.bmm(actions, state_weights).squeeze(-1).to(out.dtype))
         return out
 
     def forward(self, obs: Any, act: Any) -> torch.Tensor:

@@ -101,6 +101,7 @@ def build_qmle_network(
     predictor_families: Sequence[str] | None = None,
     delta_std: float = 0.05,
     num_bins: int | None = None,
+    bilinear_head: bool = False,
     device: torch.device | str = "cpu",
 ) -> QMLENetwork:
     """Build the App. B.1 agent's network: 128-wide streams, a 256-wide joint block, predictors.
@@ -122,13 +123,16 @@ def build_qmle_network(
     :param delta_std: σ of the delta predictor's Gaussian perturbations (in representation units).
     :param num_bins: K, bins per dimension of the factored categorical predictor; None means 3
         (bang-off-bang) for ``Box`` and the space's own bins for ``MultiDiscrete``.
+    :param bilinear_head: give the critic a state-weighted linear term in the action
+        representation (see :class:`ActionInCritic`); off in the paper's network, useful for item
+        embeddings whose value is an inner product with the user's state (the recommender).
     :param device: where to put the parameters.
     """
     codec = _codec_for(act_dim, action_space, action_embeddings, grid_bins)
     families = default_predictor_families(action_space) if predictor_families is None else predictor_families
     critic = ActionInCritic(
         obs_dim=obs_dim, act_dim=codec.representation_dim, obs_width=hidden_width,
-        act_width=hidden_width, device=device,
+        act_width=hidden_width, bilinear_head=bilinear_head, device=device,
     )
     predictors = [
         _build_predictor(family, codec, hidden_width=hidden_width, delta_std=delta_std, num_bins=num_bins)
