@@ -8,18 +8,19 @@ an item through its 45-D representation (30 category dimensions + 15 noise dimen
 Table 3), so values generalise across similar items.
 
 Budgets, learning rate and replay follow QMLE's Table 1 (m_target 100, m_greedy 1000, Adam 5e-4,
-ε 0.1, γ 0.99, one update every 10 env steps, prioritized replay). Two defaults differ from the DMC
-network, because a click is a noisy Bernoulli outcome whose probability varies little between
-random items (std 0.12 around 0.27), so the critic must generalise from few informative samples:
+ε 0.1, γ 0.99, one update every 10 env steps, prioritized replay). A click is a noisy Bernoulli
+outcome whose probability varies little between random items (std 0.12 around 0.27), so the critic
+must generalise from mostly noise; the network defaults differ from the DMC one:
 
-- ``--hidden 32``: narrow streams. SAVO's authors chose a 64-32 critic for RecSim after a per-task
-  search (SAVO Table 3); 128-wide streams overfit the click noise (7.3 clicks against 7.9 at 32,
-  seed 0, 10k steps).
+- ``--hidden 32``: narrow streams, as SAVO's authors chose a 64-32 critic for RecSim after a
+  per-task search (SAVO Table 3). As good as 128-wide streams here and 2.4× faster.
 - ``--bilinear-head``: Q gets a term ⟨W·f(s) + b, a⟩ linear in the item representation, the shape
-  of the user model's click logit ⟨e_u, e_i⟩ (7.2 clicks without it, 7.9 with it, same run).
+  of the user model's click logit ⟨e_u, e_i⟩; one more dot product per candidate.
 
-Fewer updates per env step generalise better here: one per env step reached 7.2–7.5 clicks, one
-per 10 (Table 1) 7.9–8.0. ``--hidden 128 --no-bilinear-head`` is the paper's network.
+``--hidden 128 --no-bilinear-head`` is the paper's network. The four combinations, 3 seeds each,
+are compared in ``benchmarks/README.md``. More updates per env step hurt, because the critic fits
+the click noise: one update per 2 env steps reached 7.2–7.5 clicks after 10k steps, one per 5 or
+10 steps 7.9–8.0 (seed 0, 32-wide streams with the head).
 
     python examples/recsim_qmle.py                      # 20k env steps
     python examples/recsim_qmle.py --item-features interest   # the 30-D embeddings the user scores
