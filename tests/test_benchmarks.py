@@ -290,3 +290,43 @@ def test_bandit_fig2_smoke_starts_every_method_from_the_same_delta(tmp_path):
     assert [row["seeds"] for row in report["summary"]] == [1, 1, 1]
     assert (tmp_path / "fig2.png").stat().st_size > 0
     assert "| epsilon | dpg | " in (tmp_path / "table.md").read_text()
+
+
+def load_critic_fit_module():
+    spec = importlib.util.spec_from_file_location(
+        "recsim_critic_fit", ROOT / "benchmarks" / "recsim_critic_fit.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CRITIC_FIT_SMOKE = ["--transitions", "300", "--steps", "3", "6", "--variants", "w32+bilinear", "w32",
+                    "--seeds", "0", "--eval-episodes", "2", "--candidates", "16"]
+
+
+def test_recsim_critic_fit_smoke_is_repeatable_and_keeps_its_report(tmp_path):
+    fit = load_critic_fit_module()
+    first = fit.main([*CRITIC_FIT_SMOKE, "--out", str(tmp_path / "a")])
+    again = fit.main([*CRITIC_FIT_SMOKE, "--out", str(tmp_path / "b")])
+    assert first["runs"] == again["runs"]  # one seed, one run
+    assert json.loads((tmp_path / "a" / "fit.json").read_text()) == first
+    assert (tmp_path / "a" / "fit.png").stat().st_size > 1000
+    (run,) = first["runs"]
+    assert 0 < run["p_variance"] < 0.25  # a probability's variance
+    assert 0 <= run["random_clicks"] <= run["oracle_clicks"] <= 20
+    for variant in ("w32+bilinear", "w32"):
+        points = run["variants"][variant]
+        assert [p["steps"] for p in points] == [3, 6]
+        assert all(p["heldout_mse"] >= 0 and 0 <= p["clicks"] <= 20 for p in points)
+
+
+@pytest.mark.parametrize(("flags", "match"), [
+    (["--steps", "6", "3"], "increasing"),
+    (["--steps", "0"], "--steps"),
+    (["--transitions", "0"], "--transitions"),
+    (["--candidates", "0"], "--candidates"),
+])
+def test_recsim_critic_fit_rejects_bad_budgets(flags, match):
+    with pytest.raises(ValueError, match=match):
+        load_critic_fit_module().main(flags)
