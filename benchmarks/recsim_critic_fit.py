@@ -197,6 +197,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
                    label="Var(p), a constant's error")
     ax_clicks.set(xscale="log", xlabel="Adam steps of 256", ylabel="clicks per episode (greedy)")
     ax_mse.set(xscale="log", yscale="log", xlabel="Adam steps of 256", ylabel="held-out MSE vs true p")
+    for ax in (ax_clicks, ax_mse):
+        ax.set_xticks(steps, [str(s) for s in steps], minor=False)
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax_clicks.legend(fontsize=8)
     ax_mse.legend(fontsize=8)
     fig.suptitle(f"critic fitted to {report['config']['transitions']} random recommender transitions "
