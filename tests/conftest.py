@@ -1,4 +1,9 @@
+import importlib.util
 import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -10,6 +15,39 @@ from tianshou_qmle import QMLE, QMLEPolicy, build_qmle_network
 
 torch.set_num_threads(1)
 os.environ.setdefault("MUJOCO_GL", "egl")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(relative_path: str, name: str | None = None) -> ModuleType:
+    """Import a script of the repository (an example or a benchmark) as a fresh module.
+
+    It is registered in ``sys.modules`` under ``name`` (default: the file's stem) before it runs,
+    because dataclasses and pickling look their module up there.
+    """
+    path = ROOT / relative_path
+    name = path.stem if name is None else name
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def mean_return(env: Any, choose_item: Any, *, episodes: int, seed: int) -> float:
+    """Mean return of ``episodes`` episodes of a :class:`~tianshou_qmle.env.RecSimEnv` whose users are
+    seeded ``seed, seed + 1, …``; ``choose_item(env, rng)`` picks each item, ``rng`` seeded ``seed``."""
+    rng = np.random.default_rng(seed)
+    returns = []
+    for episode in range(episodes):
+        env.reset(seed=seed + episode)
+        total, done = 0.0, False
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(choose_item(env, rng))
+            total += reward
+            done = terminated or truncated
+        returns.append(total)
+    return float(np.mean(returns))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -7,10 +7,7 @@ from the per-agent numbers. The scoring tests check that each lever keeps the cr
 """
 
 import copy
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -20,14 +17,11 @@ import torch
 from tianshou_qmle.net.critic import ActionInCritic
 from tianshou_qmle.net.qmle_net import build_qmle_network
 
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import ROOT, load_script
 
 
 def load_speed_module():
-    spec = importlib.util.spec_from_file_location("speed", ROOT / "benchmarks" / "speed_qmle_vs_td3.py")
-    speed = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(speed)
-    return speed
+    return load_script("benchmarks/speed_qmle_vs_td3.py")
 
 
 def close(a, b, rel=0.02, abs_=1e-3):
@@ -245,10 +239,7 @@ def test_compiled_scoring_matches_eager():
 
 
 def test_run_matrix_runs_variants_and_tabulates(tmp_path):
-    spec = importlib.util.spec_from_file_location("run_matrix", ROOT / "benchmarks" / "run_matrix.py")
-    matrix = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = matrix  # dataclasses look their module up there
-    spec.loader.exec_module(matrix)
+    matrix = load_script("benchmarks/run_matrix.py")
     report = matrix.main([
         "--script", str(ROOT / "examples" / "mujoco_iq.py"), "--tasks", "Pendulum-v1", "--seeds", "0", "1",
         "--total-steps", "1100", "--variant", "iq=--algo iq --hidden-sizes 32,32", "--workers", "2",
@@ -265,11 +256,7 @@ def test_run_matrix_runs_variants_and_tabulates(tmp_path):
 
 
 def load_bandit_module():
-    spec = importlib.util.spec_from_file_location("bandit_fig2", ROOT / "benchmarks" / "bandit_fig2.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bandit_fig2"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bandit_fig2.py")
 
 
 def test_bandit_fig2_smoke_starts_every_method_from_the_same_delta(tmp_path):
@@ -293,12 +280,7 @@ def test_bandit_fig2_smoke_starts_every_method_from_the_same_delta(tmp_path):
 
 
 def load_critic_fit_module():
-    spec = importlib.util.spec_from_file_location(
-        "recsim_critic_fit", ROOT / "benchmarks" / "recsim_critic_fit.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/recsim_critic_fit.py")
 
 
 CRITIC_FIT_SMOKE = ["--transitions", "300", "--steps", "3", "6", "--variants", "w32+bilinear", "w32",

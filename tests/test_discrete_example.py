@@ -5,10 +5,7 @@ action the environment received; the DQN refusal on huge joint action sets; the 
 (App. D.3 / Table 1). The learning test (``-m slow``) trains QMLE at its defaults.
 """
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +15,10 @@ from tianshou_qmle.env.discretize import DiscretizedActions, JointDiscreteAction
 from tianshou_qmle.net.predictors import FactoredCategoricalPredictor
 from tianshou_qmle.runner import SUMMARY_KEYS
 
+from .conftest import load_script
+
 torch.set_num_threads(1)
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY_RUN = [
     "--total-steps", "1300", "--warmup", "1000", "--epoch-steps", "300", "--m-greedy", "16",
     "--m-target", "8", "--batch-size", "32", "--eval-episodes", "1", "--num-test-envs", "1",
@@ -31,13 +29,7 @@ epoch, and one evaluation episode (1000 steps each)."""
 
 
 def load_example():
-    name = "dmc_qmle_discrete"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / "dmc_qmle_discrete.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_script("examples/dmc_qmle_discrete.py")
 
 
 @pytest.fixture
@@ -175,13 +167,7 @@ def test_bdqn_branches_per_dimension():
 
 
 def load_benchmark():
-    name = "discrete_update_cost"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "discrete_update_cost.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_script("benchmarks/discrete_update_cost.py")
 
 
 def test_update_cost_benchmark_smoke(tmp_path):

@@ -1,22 +1,17 @@
 """The flagship example end to end at a tiny budget: flags, summary JSON, checkpoint, TensorBoard."""
 
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import ROOT, load_script
 
 
 def load_example():
-    spec = importlib.util.spec_from_file_location("dmc_qmle", ROOT / "examples" / "dmc_qmle.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("examples/dmc_qmle.py")
 
 
 def test_help_lists_every_flag():

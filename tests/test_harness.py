@@ -29,14 +29,13 @@ from benchmarks.harness.spec import RunSpec, eval_points, result_path  # noqa: E
 from benchmarks.harness.tasks import make_task_envs, score_range, task_kind  # noqa: E402
 from benchmarks.harness.worker import CURVE_KEYS, RESULT_KEYS  # noqa: E402
 
+from .conftest import load_script  # noqa: E402
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def load_learning():
-    spec = importlib.util.spec_from_file_location("learning_cli", ROOT / "benchmarks" / "learning.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/learning.py", name="learning_cli")
 
 
 def assert_png(path: Path) -> None:

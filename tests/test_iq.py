@@ -9,10 +9,8 @@ two examples. The Pendulum learning run is behind ``@pytest.mark.slow``.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import itertools
 import json
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -41,7 +39,8 @@ from tianshou_qmle.net.iq import (
 )
 from tianshou_qmle.utils import load_checkpoint, save_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import load_script
+
 PENDULUM_BOX = gym.spaces.Box(-2.0, 2.0, shape=(1,), dtype=np.float32)
 
 
@@ -629,10 +628,7 @@ def test_prioritized_replay_receives_absolute_residuals_as_priorities():
 
 
 def load_example(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f"examples/{name}.py")
 
 
 @pytest.mark.parametrize("name", ["mujoco_iq", "dmc_iq"])

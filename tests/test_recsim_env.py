@@ -16,6 +16,8 @@ from tianshou_qmle.env.recsim import (
     make_recsim_vector_envs,
 )
 
+from .conftest import mean_return
+
 torch.set_num_threads(1)
 
 SMALL = {"num_items": 500, "num_categories": 8, "num_extra_dims": 3}
@@ -30,20 +32,6 @@ def rollout(env: RecSimEnv, actions: list[int], seed: int) -> tuple[np.ndarray, 
         rewards.append(reward)
         clicks.append(info["clicked"])
     return np.stack(observations), np.array(rewards), clicks
-
-
-def mean_return(env: RecSimEnv, choose_item: Any, *, episodes: int, seed: int) -> float:
-    rng = np.random.default_rng(seed)
-    returns = []
-    for episode in range(episodes):
-        env.reset(seed=seed + episode)
-        total, done = 0.0, False
-        while not done:
-            _, reward, terminated, truncated, _ = env.step(choose_item(env, rng))
-            total += reward
-            done = terminated or truncated
-        returns.append(total)
-    return float(np.mean(returns))
 
 
 def test_spaces_shapes_and_dtypes_with_paper_defaults():

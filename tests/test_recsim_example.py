@@ -5,10 +5,7 @@ that every recommended item is valid. The learning test (``-m slow``) trains QML
 defaults for 10,000 env steps and compares it with random items played to the same users.
 """
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,9 +14,9 @@ import torch
 from tianshou_qmle.env.recsim import RecSimEnv, make_recsim_env
 from tianshou_qmle.runner import SUMMARY_KEYS
 
-torch.set_num_threads(1)
+from .conftest import load_script, mean_return
 
-ROOT = Path(__file__).resolve().parents[1]
+torch.set_num_threads(1)
 TINY_RUN = [
     "--total-steps", "1200", "--warmup", "1000", "--epoch-steps", "200", "--m-greedy", "32",
     "--m-target", "8", "--batch-size", "32", "--eval-episodes", "2", "--num-test-envs", "1",
@@ -29,13 +26,7 @@ TINY_RUN = [
 
 
 def load_example():
-    name = "recsim_qmle"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / "recsim_qmle.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_script("examples/recsim_qmle.py")
 
 
 def test_help_documents_the_flags_and_the_recommender_network_defaults():
@@ -80,22 +71,6 @@ def test_tiny_run_keeps_the_summary_contract_and_recommends_valid_items(tmp_path
     assert all(state[key].shape == (45, 32) for key in bilinear)  # 45-D item representations, 32-wide f(s)
 
 
-def random_item_return(episodes: int, first_seed: int) -> float:
-    """Mean clicks of uniformly random items over users seeded ``first_seed …`` (the catalogue and
-    user model of the example's test envs)."""
-    env = make_recsim_env()
-    rng = np.random.default_rng(first_seed)
-    returns = []
-    for episode in range(episodes):
-        env.reset(seed=first_seed + episode)
-        total, done = 0.0, False
-        while not done:
-            _, reward, terminated, truncated, _ = env.step(int(rng.integers(env.num_items)))
-            total, done = total + reward, terminated or truncated
-        returns.append(total)
-    return float(np.mean(returns))
-
-
 # Reference returns per 20-step episode (tests/test_recsim_env.py): random items 5.5 (5.4 on these 40
 # evaluation users), the myopically best item 14.05 (it knows the user model). Measured at the
 # example's defaults, 10k env steps, 40 greedy evaluation episodes (benchmarks/results/recsim_qmle/):
@@ -116,6 +91,8 @@ def test_qmle_learns_to_recommend_from_ten_thousand_items(tmp_path):
         "--no-progress", "--logdir", str(tmp_path / "log"),
     ])
     assert summary["env_steps"] == LEARNING_BUDGET
-    random_here = random_item_return(EVAL_EPISODES, first_seed=10_000)
+    # the example's test env j seeds its users from 10_000 + j (make_recsim_vector_envs)
+    random_here = mean_return(make_recsim_env(), lambda env, rng: int(rng.integers(env.num_items)),
+                              episodes=EVAL_EPISODES, seed=10_000)
     assert abs(random_here - RANDOM_CLICKS) < 1.0
     assert GREEDY_CLICKS > summary["eval_return_mean"] > LEARNING_THRESHOLD > random_here + 1.0

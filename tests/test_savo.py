@@ -10,11 +10,9 @@ examples. The restricted-InvertedPendulum learning run is behind ``@pytest.mark.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import itertools
 import json
 import math
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -45,9 +43,10 @@ from tianshou_qmle.runner import SUMMARY_KEYS
 from tianshou_qmle.search.nearest import nearest_neighbours
 from tianshou_qmle.utils import load_checkpoint, save_checkpoint
 
+from .conftest import load_script
+
 torch.set_num_threads(1)
 
-ROOT = Path(__file__).resolve().parents[1]
 PENDULUM_BOX = gym.spaces.Box(-2.0, 2.0, shape=(1,), dtype=np.float32)
 SMALL = (32, 32)
 
@@ -640,10 +639,7 @@ def test_off_policy_trainer_with_logger_runs_savo_updates(tmp_path):
 
 
 def load_example(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f"examples/{name}.py")
 
 
 @pytest.mark.parametrize("name", ["restricted_savo", "recsim_savo"])
