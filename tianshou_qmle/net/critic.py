@@ -227,9 +227,13 @@ class ActionInCritic(nn.Module):
         skip = torch.cat([features.unsqueeze(1).expand(-1, act_feat.shape[1], -1), act_feat], -1)
         joint = F.elu(self.joint_norm(skip + self.joint.fc2(hidden)))
         q = self.head(joint).squeeze(-1)
-        if self.bilinear is not None:
-            q = q + torch.matmul(actions, self.bilinear(features).unsqueeze(-1)).squeeze(-1)
-        return q
+        return q if self.bilinear is None else q + self.bilinear_term(features, actions)
+
+    def bilinear_term(self, features: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``⟨W·f(s) + b, a⟩`` ``[batch, m]`` of the bilinear head, in the actions' dtype."""
+        assert self.bilinear is not None, "the critic was built without bilinear_head"
+        state_weights = self.bilinear(features).to(actions.dtype).unsqueeze(-1)  # [B, d, 1]
+        return torch.matmul(actions, state_weights).squeeze(-1)
 
     def scoring_weights(self, dtype: torch.dtype | None = None) -> ScoringWeights:
         """The parameters as :func:`score_block` takes them, in ``dtype`` (theirs if None).
@@ -286,8 +290,7 @@ class ActionInCritic(nn.Module):
                 c1 = min(m, c0 + per_state)
                 out[s0:s1, c0:c1] = kernel(actions[s0:s1, c0:c1], obs_part[s0:s1], feats[s0:s1], weights)
         if self.bilinear is not None:
-            state_weights = self.bilinear(features).to(low).unsqueeze(-1)  # [B, d, 1]
-            out.add_(torch.bmm(actions, state_weights).squeeze(-1).to(out.dtype))
+            out.add_(self.bilinear_term(features, actions).to(out.dtype))
         return out
 
     def forward(self, obs: Any, act: Any) -> torch.Tensor:
