@@ -16,6 +16,8 @@ Runs whose JSON exists are skipped, so an interrupted invocation resumes where i
 Tiers (every preset is overridable by the flags below):
   smoke  1 task, QMLE and TD3, 1 seed, 2000 env steps: a wiring check (about 2 minutes)
   quick  6 DMC tasks × QMLE, DDPG, TD3, SAC × 3 seeds at the budget that fits 1 h on 2 free cores
+  100k   3 DMC tasks × QMLE (paper), QMLE (efficient), TD3, auto-α SAC × 3 seeds × 100 000 env
+         steps, 10-episode evaluation every 10 000 steps (about 10 CPU-hours; several sittings)
   full   paper scale: 1M env steps, 10 seeds (days of CPU: use --workers or --ray)
 
   python benchmarks/learning.py --tier smoke
@@ -65,7 +67,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 def build_parser() -> argparse.ArgumentParser:
     algorithms = registry()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    p.add_argument("--tier", choices=("smoke", "quick", "full"), default="smoke", help="preset to start from")
+    p.add_argument("--tier", choices=("smoke", "quick", "100k", "full"), default="smoke", help="preset to start from")
     grid = p.add_argument_group("what runs (None: the tier's preset)")
     grid.add_argument("--tasks", nargs="+", default=None,
                       help="DMC 'domain-task' names and/or gymnasium ids (e.g. walker-walk Hopper-v5)")

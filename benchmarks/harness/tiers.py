@@ -4,6 +4,10 @@
 * ``quick``: QMLE against DDPG, TD3 and SAC on six DMC tasks with three seeds, at the largest
   budget that the time model below fits into one hour on two local processes (one core each, the
   whole of this 2-core machine).
+* ``100k``: the sample-efficiency tier: cartpole-swingup, finger-spin and walker-walk (1, 2 and 6
+  action dimensions) × QMLE (the paper's agent), QMLE's efficient preset, TD3 and auto-α SAC ×
+  seeds 0–2, 100 000 env steps, a deterministic 10-episode evaluation every 10 000 steps (about
+  10 CPU-hours here: run it in several sittings, finished runs are skipped).
 * ``full``: the same tasks and more algorithms at paper scale (1M env steps, 10 seeds as QMLE's
   Table 2, evaluation every 10 000 steps over 10 episodes as Tianshou's mujoco scripts) for a
   machine with many cores or a Ray cluster.
@@ -56,6 +60,7 @@ REFERENCE_SPEEDS: dict[str, Speed] = {
     "ddpg": Speed(learning=100.0, acting=4000.0, startup=12.0),
     "td3": Speed(learning=92.0, acting=4000.0, startup=12.0),
     "sac": Speed(learning=60.0, acting=4000.0, startup=12.0),
+    "sac-auto": Speed(learning=58.0, acting=4000.0, startup=12.0),
 }
 """For this 2-core AMD EPYC VM at one torch thread on cartpole-swingup (batch 256), when free.
 
@@ -169,6 +174,14 @@ def quick_budget(documented_warmups: Mapping[str, int]) -> int:
     )
 
 
+TIER_100K_TASKS = ("cartpole-swingup", "finger-spin", "walker-walk")
+"""One, two and six action dimensions."""
+
+TIER_100K_ALGORITHMS = ("qmle", "qmle-efficient", "td3", "sac-auto")
+"""The paper's QMLE, our efficient preset, and the two baselines the goal is measured against
+(auto-α SAC: fixed α = 0.2 suits MuJoCo's reward scale, not DMC's rewards of at most 1)."""
+
+
 def tiers(documented_warmups: Mapping[str, int], *, cpus: int) -> dict[str, Tier]:
     """The three tiers; ``cpus`` sets the full tier's parallel processes."""
     quick = quick_budget(documented_warmups)
@@ -187,6 +200,13 @@ def tiers(documented_warmups: Mapping[str, int], *, cpus: int) -> dict[str, Tier
             eval_interval=max(1, quick // QUICK_EVAL_POINTS), eval_episodes=QUICK_EVAL_EPISODES,
             workers=QUICK_WORKERS,
         ),
+        "100k": Tier(
+            name="100k",
+            description="sample efficiency at a budget one machine affords: 3 DMC tasks × QMLE "
+                        "(paper), QMLE (efficient), TD3, auto-α SAC × 3 seeds × 100 000 env steps",
+            tasks=TIER_100K_TASKS, algorithms=TIER_100K_ALGORITHMS, seeds=(0, 1, 2), budget=100_000,
+            eval_interval=10_000, eval_episodes=10, workers=QUICK_WORKERS,
+        ),
         "full": Tier(
             name="full", description="paper scale, for many cores or a Ray cluster (days of CPU)",
             tasks=DMC_TASKS, algorithms=("qmle", "ddpg", "td3", "sac", "miq"), seeds=tuple(range(10)),
@@ -204,6 +224,8 @@ __all__ = [
     "DMC_TASKS",
     "FULL_BUDGET",
     "REFERENCE_SPEEDS",
+    "TIER_100K_ALGORITHMS",
+    "TIER_100K_TASKS",
     "Speed",
     "Tier",
     "estimate_run_seconds",

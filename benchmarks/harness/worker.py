@@ -45,8 +45,13 @@ RESULT_KEYS = (
 )
 """Every field of a run's JSON file."""
 
-CURVE_KEYS = ("env_step", "return_mean", "return_std", "returns")
-"""Every field of one evaluation point of a run's curve."""
+CURVE_KEYS = (
+    "env_step", "return_mean", "return_std", "returns", "learning_seconds", "wall_seconds", "cpu_seconds",
+)
+"""Every field of one evaluation point of a run's curve. The three clocks are cumulative up to the
+point: learning time (warm-up and evaluations excluded), wall time since the process started
+building the run, and the process's CPU time (user + system), which other processes sharing the
+machine do not inflate the way they inflate wall time."""
 
 BUFFER_HEADROOM = 1024
 """Replay capacity beyond the budget (collect steps are at most 10 env steps here)."""
@@ -84,9 +89,12 @@ def train_segment(agent: Agent, collector: Collector, *, env_steps: int) -> int:
     return int(info.update_step)
 
 
-def curve_point(env_step: int, returns: np.ndarray) -> dict[str, Any]:
+def curve_point(env_step: int, returns: np.ndarray, *, clock: Clock, started: float) -> dict[str, Any]:
     return {"env_step": int(env_step), "return_mean": float(returns.mean()),
-            "return_std": float(returns.std()), "returns": [float(r) for r in returns]}
+            "return_std": float(returns.std()), "returns": [float(r) for r in returns],
+            "learning_seconds": round(clock.seconds["learning"], 2),
+            "wall_seconds": round(time.perf_counter() - started, 2),
+            "cpu_seconds": round(time.process_time(), 2)}
 
 
 def run_single(spec: RunSpec) -> dict[str, Any]:
@@ -115,7 +123,7 @@ def run_single(spec: RunSpec) -> dict[str, Any]:
             training_steps += clock.timed("learning", train_segment, agent, train_collector,
                                           env_steps=remaining)
         returns = clock.timed("evaluation", evaluate, agent.algorithm, test_collector, spec.eval_episodes)
-        curve.append(curve_point(train_collector.collect_step, returns))
+        curve.append(curve_point(train_collector.collect_step, returns, clock=clock, started=started))
     train_envs.close()
     test_envs.close()
 
@@ -139,7 +147,8 @@ def run_single(spec: RunSpec) -> dict[str, Any]:
         "env_steps_per_second": round(learned / learning_seconds, 2),
         "gradient_updates_per_second": round(updates / learning_seconds, 2),
         "timing": {**{f"{k}_seconds": round(v, 2) for k, v in clock.seconds.items()},
-                   "wall_seconds": round(time.perf_counter() - started, 2)},
+                   "wall_seconds": round(time.perf_counter() - started, 2),
+                   "cpu_seconds": round(time.process_time(), 2)},
         "peak_rss_mib": peak_rss_mib(),
         "versions": library_versions(),
         "machine": machine(torch_threads=torch.get_num_threads()),
