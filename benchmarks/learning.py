@@ -44,7 +44,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.harness import plots  # noqa: E402
-from benchmarks.harness.algorithms import registry  # noqa: E402
+from benchmarks.harness.algorithms import entry_for, registry  # noqa: E402
 from benchmarks.harness.executor import (  # noqa: E402
     Outcome,
     ProtocolMismatchError,
@@ -67,12 +67,15 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 def build_parser() -> argparse.ArgumentParser:
     algorithms = registry()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    p.add_argument("--tier", choices=("smoke", "quick", "100k", "full"), default="smoke", help="preset to start from")
+    p.add_argument("--tier", choices=("smoke", "quick", "100k", "full"), default="smoke",
+                   help="preset to start from")
     grid = p.add_argument_group("what runs (None: the tier's preset)")
     grid.add_argument("--tasks", nargs="+", default=None,
                       help="DMC 'domain-task' names and/or gymnasium ids (e.g. walker-walk Hopper-v5)")
-    grid.add_argument("--algorithms", nargs="+", choices=list(algorithms), default=None,
-                      help="; ".join(f"{e.name}: {e.source}" for e in algorithms.values()))
+    grid.add_argument("--algorithms", nargs="+", default=None,
+                      help="; ".join(f"{e.name}: {e.source}" for e in algorithms.values())
+                      + "; or a QMLE variant, an entry and dmc_qmle.py flags joined by '+' "
+                        "(e.g. qmle+update-every=2+n-step=3)")
     grid.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds")
     grid.add_argument("--num-seeds", type=int, default=None, help="seeds 0 … N-1 (instead of --seeds)")
     protocol = p.add_argument_group("protocol (None: the tier's preset), the same for every algorithm")
@@ -107,10 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve(args: argparse.Namespace) -> tuple[Tier, list[RunSpec], Path]:
     """The tier's presets overridden by the flags, the runs, and the output folder."""
-    entries = registry()
-    tier = tiers({name: e.warmup for name, e in entries.items()}, cpus=usable_cpus())[args.tier]
+    registered = registry()
+    tier = tiers({name: e.warmup for name, e in registered.items()}, cpus=usable_cpus())[args.tier]
     tasks = tuple(args.tasks or tier.tasks)
-    algorithms = tuple(a for a in (args.algorithms or tier.algorithms) if a in entries)
+    # a tier's preset may name entries this checkout lacks (e.g. savo); explicit names must exist
+    names = args.algorithms or [a for a in tier.algorithms if a in registered]
+    entries = {name: entry_for(name) for name in names}
+    algorithms = tuple(entries)
     seeds = tuple(args.seeds if args.seeds is not None else
                   range(args.num_seeds) if args.num_seeds is not None else tier.seeds)
     budget = args.steps or tier.budget

@@ -252,23 +252,62 @@ D1_D2_BUDGET = {"m_target": 2, "m_greedy": 2}
 """App. D.1 / D.2: two candidates per search, for targets and for acting."""
 
 
+QMLE_ENTRY_FLAGS: dict[str, dict[str, Any]] = {
+    "qmle": {},
+    "qmle-bf16": {"scoring_dtype": "bfloat16"},
+    "qmle-m2": {**D1_D2_BUDGET, "ratios": (0.5, 0.5, 0.0)},
+    "qmle-m2-uniform": {**D1_D2_BUDGET, "ratios": (1.0, 0.0, 0.0), "no_prior": True},
+}
+"""What each QMLE entry changes from ``dmc_qmle.py``'s defaults (flag names as attributes)."""
+
+
 def build_qmle_m2(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
     """App. D.1 / D.2's QMLE: budgets of 2, shared equally by uniform sampling and the delta
     predictor (ρ = 0.5, 0.5; the categorical predictor gets 0), the stored prior kept."""
-    return build_qmle(env=env, seed=seed, device=device, buffer_size=buffer_size, **D1_D2_BUDGET,
-                      ratios=(0.5, 0.5, 0.0))
+    return build_qmle(env=env, seed=seed, device=device, buffer_size=buffer_size,
+                      **QMLE_ENTRY_FLAGS["qmle-m2"])
 
 
 def build_qmle_m2_uniform(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
     """App. D.2's ablation without amortised maximisation: budgets of 2, all uniform (ρ0 = 1), and
     no stored prior, so nothing learned about the arg max is reused."""
-    return build_qmle(env=env, seed=seed, device=device, buffer_size=buffer_size, **D1_D2_BUDGET,
-                      ratios=(1.0, 0.0, 0.0), no_prior=True)
+    return build_qmle(env=env, seed=seed, device=device, buffer_size=buffer_size,
+                      **QMLE_ENTRY_FLAGS["qmle-m2-uniform"])
 
 
 def build_qmle_bf16(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
     """QMLE at Table 1 settings with bf16 candidate scoring (the speed lever; winners re-scored in fp32)."""
-    return build_qmle(env=env, seed=seed, device=device, buffer_size=buffer_size, scoring_dtype="bfloat16")
+    return build_qmle(env=env, seed=seed, device=device, buffer_size=buffer_size,
+                      **QMLE_ENTRY_FLAGS["qmle-bf16"])
+
+
+VARIANT_SEPARATOR = "+"
+"""Joins a QMLE entry and the ``dmc_qmle.py`` flags of a variant: ``qmle+update-every=2+n-step=3``."""
+
+
+def variant_flags(name: str) -> tuple[str, list[str]]:
+    """``"qmle+update-every=2+uniform-replay"`` → ``("qmle", ["--update-every", "2",
+    "--uniform-replay"])``."""
+    base, *parts = name.split(VARIANT_SEPARATOR)
+    argv: list[str] = []
+    for part in parts:
+        flag, sep, value = part.partition("=")
+        if not flag:
+            raise ValueError(f"algorithm {name!r}: empty flag between {VARIANT_SEPARATOR!r} separators")
+        argv += [f"--{flag}", value] if sep else [f"--{flag}"]
+    return base, argv
+
+
+def build_qmle_variant(
+    *, env: gym.Env, seed: int, device: str, buffer_size: int, base: str, argv: list[str]
+) -> Agent:
+    """The QMLE entry ``base`` with ``argv`` parsed by ``dmc_qmle.py``'s parser on top of it."""
+    parser = load_example("dmc_qmle").build_parser()
+    parser.set_defaults(**QMLE_ENTRY_FLAGS[base])
+    overrides = {k: v for k, v in vars(parser.parse_args(argv)).items() if k not in QMLE_RUN_FLAGS}
+    # the variant's replay capacity still gets the run's cap
+    buffer_size = min(buffer_size, overrides.pop("buffer_size"))
+    return build_qmle(env=env, seed=seed, device=device, buffer_size=buffer_size, **overrides)
 
 
 def _iq_args(algo: str, device: str) -> argparse.Namespace:
@@ -358,6 +397,42 @@ def registry() -> dict[str, AlgorithmEntry]:
     return {entry.name: entry for entry in entries}
 
 
+def entry_for(name: str) -> AlgorithmEntry:
+    """The registered algorithm ``name``, or a QMLE variant ``BASE+flag=value+…`` (flags of
+    ``examples/dmc_qmle.py`` without their dashes' leading ``--``, applied on top of the QMLE
+    entry ``BASE``), e.g. ``qmle-efficient+update-every=4`` for a sweep point.
+
+    :raises ValueError: for an unknown name, a variant of a non-QMLE entry, or flags that
+        ``dmc_qmle.py`` rejects.
+    """
+    entries = registry()
+    if name in entries:
+        return entries[name]
+    base_name, argv = variant_flags(name)
+    base = entries.get(base_name)
+    if base is None or base_name not in QMLE_ENTRY_FLAGS:
+        raise ValueError(f"unknown algorithm {name!r}; known: {', '.join(entries)}; variants "
+                         f"('qmle{VARIANT_SEPARATOR}update-every=2') extend one of "
+                         f"{', '.join(QMLE_ENTRY_FLAGS)}")
+    parser = load_example("dmc_qmle").build_parser()
+    parser.set_defaults(**QMLE_ENTRY_FLAGS[base_name])
+    parser.exit_on_error = False
+    try:
+        _, unknown = parser.parse_known_args(argv)
+    except argparse.ArgumentError as err:
+        raise ValueError(f"algorithm {name!r}: dmc_qmle.py rejects {argv}: {err}") from err
+    if unknown:
+        raise ValueError(f"algorithm {name!r}: dmc_qmle.py has no flag {' '.join(unknown)}")
+
+    def build(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
+        return build_qmle_variant(env=env, seed=seed, device=device, buffer_size=buffer_size,
+                                  base=base_name, argv=argv)
+
+    return AlgorithmEntry(name=name, label=f"{base.label} {' '.join(argv).replace('--', '')}",
+                          origin="ours", warmup=base.warmup, build=build,
+                          source=f"{base.source}, with {' '.join(argv)}")
+
+
 __all__ = [
     "Agent",
     "AlgorithmEntry",
@@ -372,6 +447,7 @@ __all__ = [
     "build_sac_auto",
     "build_savo",
     "build_td3",
+    "entry_for",
     "load_example",
     "qmle_defaults",
     "registry",

@@ -29,7 +29,7 @@ import torch
 from tianshou.data import Collector
 from tianshou.trainer import OffPolicyTrainerParams
 
-from benchmarks.harness.algorithms import Agent, registry
+from benchmarks.harness.algorithms import Agent, entry_for
 from benchmarks.harness.meta import git_commit, library_versions, machine, now_iso, peak_rss_mib
 from benchmarks.harness.spec import RunSpec, eval_points
 from benchmarks.harness.tasks import make_task_envs
@@ -100,7 +100,7 @@ def curve_point(env_step: int, returns: np.ndarray, *, clock: Clock, started: fl
 def run_single(spec: RunSpec) -> dict[str, Any]:
     """Train and evaluate one (algorithm, task, seed) and return its result (see :data:`RESULT_KEYS`)."""
     spec.validate()
-    entry = registry()[spec.algorithm]
+    entry = entry_for(spec.algorithm)
     torch.set_num_threads(spec.threads)
     seed_everything(spec.seed)
     started = time.perf_counter()
