@@ -305,9 +305,9 @@ def env_observations(task: str, n: int, seed: int) -> tuple[np.ndarray, int]:
 
 
 def kernel_benchmark(args, seed: int, peaks: dict[str, dict]) -> list[dict]:
-    """Time scoring of ``batch × m_target`` (the TD target search) and ``1 × m_greedy`` (one greedy
-    action) candidates per scoring variant, interleaved; first calls of compiled variants are
-    timed separately as their compile time."""
+    """Time scoring of ``batch × (m_target + 1)`` (the TD target search: fresh candidates and the
+    prior) and ``1 × m_greedy`` (one greedy action) candidates per scoring variant, interleaved;
+    first calls of compiled variants are timed separately as their compile time."""
     seed_everything(seed)
     obs_np, act_dim = env_observations(args.task, args.batch_size, seed)
     model = build_qmle_network(obs_dim=obs_np.shape[1], act_dim=act_dim)

@@ -1,10 +1,16 @@
 #!/usr/bin/env python
 """Train QMLE on a DeepMind Control task with Tianshou's own Collector, trainer and logger.
 
-Defaults follow Table 1 of Tavakoli et al. (arXiv 2410.06317): m_target 100, m_greedy 1000,
-ratios 0.9/0.01/0.09 (uniform/delta/factored categorical), Adam 5e-4, one update per 10 env
-steps, batch 256, 1000 random warm-up steps, prioritized replay (α 0.6, β 0.2), ε 0.1, γ 0.99,
-hard target copies every 2000 env steps, partial-episode bootstrapping on DMC's 1000-step limit.
+--preset paper       the paper's agent, Table 1 of Tavakoli et al. (arXiv 2410.06317): m_target 100,
+                     m_greedy 1000, ratios 0.9/0.01/0.09 (uniform/delta/factored categorical),
+                     Adam 5e-4, one update per 10 env steps, batch 256, prioritized replay (α 0.6,
+                     β 0.2), ε 0.1, γ 0.99, hard target copies every 2000 env steps.
+--preset efficient   ours, for budgets of about 100k env steps (see docs/qmle.md and
+                     benchmarks/README.md for what it changes and the measurements behind it).
+
+Both: 1000 random warm-up steps, partial-episode bootstrapping on DMC's 1000-step limit, and
+candidate scoring in bf16 where the CPU has native bf16 (--scoring-dtype float32 for the paper's
+arithmetic). Any flag given overrides the preset.
 
     python examples/dmc_qmle.py                       # cartpole-swingup, 50k env steps
     python examples/dmc_qmle.py --task walker-walk --total-steps 200000
@@ -16,20 +22,19 @@ from __future__ import annotations
 
 import argparse
 
-from tianshou_qmle.algorithm.qmle_factory import (
-    add_qmle_arguments,
+from tianshou_qmle.env import make_dmc_vector_envs
+from tianshou_qmle.experiment.qmle_factory import (
     build_qmle_from_args,
     check_qmle_arguments,
     curriculum_switch,
+    qmle_parser,
 )
-from tianshou_qmle.env import make_dmc_vector_envs
-from tianshou_qmle.runner import HelpFormatter, add_run_arguments, prepare_run, train_and_evaluate
+from tianshou_qmle.experiment.runner import HelpFormatter, add_run_arguments, prepare_run, train_and_evaluate
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p = qmle_parser(description=__doc__, formatter_class=HelpFormatter)
     add_run_arguments(p, task="cartpole-swingup", total_steps=50_000, warmup=1000)
-    add_qmle_arguments(p)
     cur = p.add_argument_group("curriculum (App. E.3): a coarse grid first, then the continuous box")
     cur.add_argument("--grid-bins", type=int, default=None,
                      help="restrict actions to K values per dimension (3 = bang-off-bang); None: continuous")

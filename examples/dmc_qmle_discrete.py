@@ -53,23 +53,23 @@ from tianshou.utils.net.common import BranchingNet
 from torch import nn
 
 from tianshou_qmle import QMLE
-from tianshou_qmle.algorithm.qmle_factory import (
+from tianshou_qmle.env import make_dmc_env
+from tianshou_qmle.env.discretize import MAX_JOINT_ACTIONS, JointDiscreteActions
+from tianshou_qmle.env.dmc import make_seeded_vector_envs
+from tianshou_qmle.experiment.qmle_factory import (
     add_qmle_arguments,
     build_qmle_algorithm,
     check_qmle_arguments,
     replay_buffer_from_args,
     schedule_from_args,
 )
-from tianshou_qmle.env import make_dmc_env
-from tianshou_qmle.env.discretize import MAX_JOINT_ACTIONS, JointDiscreteActions
-from tianshou_qmle.env.dmc import make_seeded_vector_envs
-from tianshou_qmle.net.critic import ObservationStream, ResidualBlock, as_float_tensor
-from tianshou_qmle.runner import (
+from tianshou_qmle.experiment.runner import (
     HelpFormatter,
     add_run_arguments,
     prepare_run,
     train_and_evaluate,
 )
+from tianshou_qmle.net.critic import ObservationStream, ResidualBlock, as_float_tensor
 
 ALGORITHMS = ("qmle", "dqn", "bdqn")
 """``--algo`` choices."""

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import argparse
 
-from tianshou_qmle.algorithm.iq_factory import add_agent_arguments, run_from_args
 from tianshou_qmle.env import make_gym_vector_envs
-from tianshou_qmle.runner import HelpFormatter, add_run_arguments
+from tianshou_qmle.experiment.iq_factory import add_agent_arguments, run_from_args
+from tianshou_qmle.experiment.runner import HelpFormatter, add_run_arguments
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,13 +35,13 @@ import argparse
 
 import torch
 
-from tianshou_qmle.algorithm.qmle_factory import (
+from tianshou_qmle.env.recsim import make_recsim_env, make_recsim_vector_envs
+from tianshou_qmle.experiment.qmle_factory import (
     add_qmle_arguments,
     build_qmle_from_args,
     check_qmle_arguments,
 )
-from tianshou_qmle.env.recsim import make_recsim_env, make_recsim_vector_envs
-from tianshou_qmle.runner import HelpFormatter, add_run_arguments, prepare_run, train_and_evaluate
+from tianshou_qmle.experiment.runner import HelpFormatter, add_run_arguments, prepare_run, train_and_evaluate
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,7 +26,6 @@ import gymnasium as gym
 import numpy as np
 from tianshou.env import BaseVectorEnv
 
-from tianshou_qmle.algorithm.savo_factory import RECSIM_DEFAULTS, add_agent_arguments, run_from_args
 from tianshou_qmle.env.recsim import (
     PAPER_EPISODE_LENGTH,
     PAPER_NUM_ITEMS,
@@ -34,7 +33,8 @@ from tianshou_qmle.env.recsim import (
     make_recsim_env,
     make_recsim_vector_envs,
 )
-from tianshou_qmle.runner import HelpFormatter, add_run_arguments
+from tianshou_qmle.experiment.runner import HelpFormatter, add_run_arguments
+from tianshou_qmle.experiment.savo_factory import RECSIM_DEFAULTS, add_agent_arguments, run_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:

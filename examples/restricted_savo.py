@@ -28,9 +28,9 @@ import argparse
 import gymnasium as gym
 from tianshou.env import BaseVectorEnv
 
-from tianshou_qmle.algorithm.savo_factory import MUJOCO_DEFAULTS, add_agent_arguments, run_from_args
 from tianshou_qmle.env.restricted import make_restricted_env, make_restricted_vector_envs
-from tianshou_qmle.runner import HelpFormatter, add_run_arguments
+from tianshou_qmle.experiment.runner import HelpFormatter, add_run_arguments
+from tianshou_qmle.experiment.savo_factory import MUJOCO_DEFAULTS, add_agent_arguments, run_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:

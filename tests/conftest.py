@@ -74,15 +74,17 @@ def make_qmle(
     target_update_freq: int = 50,
     lr: float = 5e-4,
     eps: float = 0.1,
+    scoring_dtype: torch.dtype | str | None = torch.float32,
     **algo_kwargs,
 ) -> QMLE:
-    """A small QMLE agent on a Box(-2, 2)^act_dim space (Pendulum's bounds)."""
+    """A small QMLE agent on a Box(-2, 2)^act_dim space (Pendulum's bounds), scoring in float32
+    unless told otherwise, so that exact guarantees hold whatever the CPU."""
     action_space = gym.spaces.Box(-2.0, 2.0, shape=(act_dim,), dtype=np.float32)
     obs_space = gym.spaces.Box(-np.inf, np.inf, shape=(obs_dim,), dtype=np.float32)
     model = build_qmle_network(obs_dim=obs_dim, act_dim=act_dim, predictor_families=families)
     policy = QMLEPolicy(
         model=model, action_space=action_space, observation_space=obs_space,
-        m_greedy=m_greedy, proposal_ratios=ratios, eps_training=eps,
+        m_greedy=m_greedy, proposal_ratios=ratios, eps_training=eps, scoring_dtype=scoring_dtype,
     )
     return QMLE(
         policy=policy, optim=AdamOptimizerFactory(lr=lr), m_target=m_target,

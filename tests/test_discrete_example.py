@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from tianshou_qmle.env.discretize import DiscretizedActions, JointDiscreteActions
+from tianshou_qmle.experiment.runner import SUMMARY_KEYS
 from tianshou_qmle.net.predictors import FactoredCategoricalPredictor
-from tianshou_qmle.runner import SUMMARY_KEYS
+from tianshou_qmle.utils import has_native_bf16
 
 from .conftest import load_script
 
@@ -181,10 +182,11 @@ def test_update_cost_benchmark_smoke(tmp_path):
     for r in rows.values():
         assert r["update_cpu_ms"] > 0 and r["update_ms"] > 0 and r["gflops"] > 0 and r["parameters"] > 0
         assert r["largest_tensor_mb"] > 0 and r["allocated_mb"] >= r["largest_tensor_mb"]
-    # QMLE's largest tensor: the joint block's activations over batch × m_target candidates,
-    # 64 × 8 × 256 float32 (in some layout), twice the 256 × 256 joint weights, the next largest
-    assert np.prod(rows["qmle"]["largest_tensor_shape"]) == 64 * 8 * 256
-    assert rows["qmle"]["largest_tensor_mb"] == 0.5
+    # QMLE's largest tensor: the joint block's activations over batch × (m_target + prior)
+    # candidates, 64 × 9 × 256 float32 (in some layout), over twice the 256 × 256 joint weights
+    assert np.prod(rows["qmle"]["largest_tensor_shape"]) == 64 * (8 + 1) * 256
+    scoring_bytes = 2 if has_native_bf16() else 4  # --scoring-dtype auto
+    assert rows["qmle"]["largest_tensor_mb"] == pytest.approx(64 * 9 * 256 * scoring_bytes / 2**20, abs=1e-3)
     expected = rows["dqn"]["update_cpu_ms"] / rows["qmle"]["update_cpu_ms"]
     assert report["ratios"]["finger-spin"]["dqn_over_qmle_update_cpu_ms"] == pytest.approx(expected, rel=1e-2)
     on_disk = json.loads((tmp_path / "discrete_update_cost.json").read_text())

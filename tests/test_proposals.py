@@ -28,32 +28,56 @@ RATIO_SETS = [
 BUDGETS = [1, 2, 3, 7, 10, 99, 100, 1000, 1001]
 
 
+def positive(ratios) -> int:
+    return sum(r > 0 for r in ratios)
+
+
 @pytest.mark.parametrize(("m", "ratios"), itertools.product(BUDGETS, RATIO_SETS))
-def test_counts_sum_to_m_and_stay_within_one_of_share(m, ratios):
+def test_counts_sum_to_m_give_every_positive_ratio_a_slot_and_follow_the_shares(m, ratios):
+    if m < positive(ratios):
+        with pytest.raises(ValueError, match=f"m={m} cannot sample each of the {positive(ratios)}"):
+            proposal_counts(m, ratios)
+        return
     counts = proposal_counts(m, ratios)
     assert len(counts) == len(ratios)
     assert sum(counts) == m
-    assert all(c >= 0 for c in counts)
+    assert all(c >= 1 if r > 0 else c == 0 for c, r in zip(counts, ratios, strict=True))
+    # within one of the share, but for the slots given up to families whose share rounded to 0
     for c, r in zip(counts, ratios, strict=True):
-        assert math.floor(r * m + 1e-9) <= c <= math.ceil(r * m - 1e-9)
+        assert math.floor(r * m + 1e-9) - positive(ratios) <= c <= max(1, math.ceil(r * m - 1e-9))
     assert proposal_counts(m, ratios) == counts  # deterministic
 
 
 def test_table1_counts_match_hand_computation():
-    # 1000 × (0.9, 0.01, 0.09) is exact; 99 (target budget after the prior) needs remainders
+    # 1000 × (0.9, 0.01, 0.09) is exact; the prior is scored on top of the m (Algorithm 1)
     assert proposal_counts(1000, (0.9, 0.01, 0.09)) == (900, 10, 90)
-    assert search_counts(100, (0.9, 0.01, 0.09), with_prior=True) == (89, 1, 9)
+    assert search_counts(100, (0.9, 0.01, 0.09), with_prior=True) == (90, 1, 9)
     assert search_counts(100, (0.9, 0.01, 0.09), with_prior=False) == (90, 1, 9)
 
 
 def test_largest_remainder_prefers_bigger_fraction_then_position():
     assert proposal_counts(3, (0.5, 0.5)) == (2, 1)
-    assert proposal_counts(2, (0.2, 0.3, 0.5)) == (0, 1, 1)
+    assert proposal_counts(3, (0.2, 0.3, 0.5)) == (1, 1, 1)
 
 
-def test_prior_takes_a_slot_and_m_one_is_prior_only():
-    assert sum(search_counts(17, (0.5, 0.5), with_prior=True)) == 16
-    assert search_counts(1, (0.5, 0.5), with_prior=True) == (0, 0)
+def test_small_budgets_sample_every_proposal_with_a_positive_ratio():
+    # App. D.1/D.2: m = 2 shared by uniform and delta, one each (the largest remainder alone gave
+    # the delta predictor nothing)
+    assert proposal_counts(2, (0.5, 0.5, 0.0)) == (1, 1, 0)
+    # Table 1's ratios at m = 20: 0.2 delta samples round to 0, so delta takes one from uniform
+    assert proposal_counts(20, (0.9, 0.01, 0.09)) == (17, 1, 2)
+    with pytest.raises(ValueError, match="m=2 cannot sample each of the 3 proposals"):
+        proposal_counts(2, (0.2, 0.3, 0.5))
+
+
+def test_prior_is_scored_on_top_of_the_m_samples():
+    assert sum(search_counts(17, (0.5, 0.5), with_prior=True)) == 17
+    assert search_counts(2, (0.5, 0.5), with_prior=True) == (1, 1)
+    feats = torch.zeros(3, 8)
+    delta = DeltaPredictor(feature_dim=8, act_dim=2)
+    cands = draw_candidates(feats, [delta], search_counts(2, (0.5, 0.5), with_prior=True), 2,
+                            prior=torch.zeros(3, 2))
+    assert cands.shape == (3, 3, 2)  # m = 2 fresh samples and the prior
 
 
 @pytest.mark.parametrize("bad", [(-0.1, 1.1), (0.5, 0.4), (0.6, 0.6), (float("nan"), 1.0), ()])

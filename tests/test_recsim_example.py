@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tianshou_qmle.env.recsim import RecSimEnv, make_recsim_env
-from tianshou_qmle.runner import SUMMARY_KEYS
+from tianshou_qmle.experiment.runner import SUMMARY_KEYS
 
 from .conftest import load_script, mean_return
 

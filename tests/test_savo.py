@@ -30,6 +30,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tianshou_qmle import SAVO, NoiseSchedule, SAVOPolicy, surrogate_targets
 from tianshou_qmle.data.buffer import FastNullCheckVectorReplayBuffer
 from tianshou_qmle.env.recsim import RecSimEnv
+from tianshou_qmle.experiment.runner import SUMMARY_KEYS
 from tianshou_qmle.net.savo import (
     SUMMARISERS,
     SAVOActor,
@@ -39,7 +40,6 @@ from tianshou_qmle.net.savo import (
     critic_values,
     make_summariser,
 )
-from tianshou_qmle.runner import SUMMARY_KEYS
 from tianshou_qmle.search.nearest import nearest_neighbours
 from tianshou_qmle.utils import load_checkpoint, save_checkpoint
 
@@ -687,7 +687,7 @@ def test_examples_run_at_a_tiny_budget_and_write_the_summary(tmp_path, name, ext
 
 def test_example_names_ablations_and_rejects_bad_flags():
     module = load_example("restricted_savo")
-    from tianshou_qmle.algorithm.savo_factory import algorithm_name
+    from tianshou_qmle.experiment.savo_factory import algorithm_name
 
     args = module.build_parser().parse_args(
         ["--num-actors", "5", "--summariser", "lstm", "--no-surrogate-approximation", "--target-smoothing"]

@@ -60,15 +60,17 @@ def test_never_worse_than_the_prior_with_a_real_critic():
     with torch.no_grad():
         features = critic.features(torch.randn(128, 5))
         prior = torch.rand(128, 4) * 2 - 1
-        for m in (1, 2, 5, 50):
+        for m in (2, 5, 50):
             counts = search_counts(m, (0.5, 0.5), with_prior=True)
             res = approximate_argmax(critic, [delta], features, counts, prior=prior)
             prior_q = critic.q_from_features(features, prior)
             assert torch.all(res.values >= prior_q - 1e-6)
-        # m = 1 means the prior alone
-        counts = search_counts(1, (0.5, 0.5), with_prior=True)
-        res = approximate_argmax(critic, [delta], features, counts, prior=prior)
-        assert torch.equal(res.actions, prior)
+            assert torch.all(res.index <= m)  # m fresh candidates, then the prior at index m
+        # a prior that beats every fresh candidate is kept
+        counts = search_counts(1, (1.0,), with_prior=True)
+        res = approximate_argmax(critic, [], features, counts, prior=prior)
+        kept = res.index == 1
+        assert torch.equal(res.actions[kept], prior[kept])
 
 
 def test_batched_scoring_matches_per_pair_forward():

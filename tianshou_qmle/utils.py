@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,37 @@ import numpy as np
 import torch
 from tianshou.algorithm import Algorithm
 from tianshou.data import Collector
+
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+"""x86 CPU flags of native bf16 arithmetic (AVX-512 BF16 dot products, AMX tiles)."""
+
+
+@cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (Linux); empty where it cannot be read."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
+def has_native_bf16(device: str | torch.device = "cpu") -> bool:
+    """Whether ``device`` multiplies bf16 matrices in hardware rather than emulating them.
+
+    CUDA devices report it (``torch.cuda.is_bf16_supported``); CPUs do when they have one of
+    :data:`CPU_BF16_FLAGS`. Emulated bf16 is slower than float32, so where this is False, float32
+    is the faster scoring precision.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        return not cpu_flags().isdisjoint(CPU_BF16_FLAGS)
+    return False
 
 
 def seed_everything(seed: int) -> None:

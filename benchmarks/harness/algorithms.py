@@ -4,9 +4,9 @@ Ours:
 
 * ``qmle``: exactly what ``examples/dmc_qmle.py`` builds, with that script's own flag defaults
   (Table 1 of Tavakoli et al.): the defaults are read from its parser, not copied here;
-* ``iq`` / ``miq``: IQ (α = 0) and M-IQ (α = 0.9) from :mod:`tianshou_qmle.algorithm.iq_factory`
+* ``iq`` / ``miq``: IQ (α = 0) and M-IQ (α = 0.9) from :mod:`tianshou_qmle.experiment.iq_factory`
   with its §6 defaults;
-* ``savo``: SAVO-TD3 from :mod:`tianshou_qmle.algorithm.savo_factory` with its Table 3 MuJoCo
+* ``savo``: SAVO-TD3 from :mod:`tianshou_qmle.experiment.savo_factory` with its Table 3 MuJoCo
   column.
 
 Tianshou 2's own, with the settings of Tianshou's ``examples/mujoco`` scripts:
@@ -53,9 +53,10 @@ from tianshou.utils.net.continuous import (
     ContinuousCritic,
 )
 
-from tianshou_qmle.algorithm.qmle_factory import build_qmle_from_args
 from tianshou_qmle.data.buffer import FastNullCheckVectorReplayBuffer
-from tianshou_qmle.runner import Schedule
+from tianshou_qmle.experiment.presets import qmle_preset
+from tianshou_qmle.experiment.qmle_factory import build_qmle_from_args
+from tianshou_qmle.experiment.runner import Schedule
 
 ROOT = Path(__file__).resolve().parents[2]
 """The repository root (``examples/`` lives there)."""
@@ -228,15 +229,17 @@ QMLE_RUN_FLAGS = frozenset({
 """The shared run flags of the example; the harness sets these itself."""
 
 
-def qmle_defaults() -> argparse.Namespace:
-    """``examples/dmc_qmle.py``'s flags at their defaults (Table 1)."""
-    return load_example("dmc_qmle").build_parser().parse_args([])
+def qmle_defaults(preset: str = "paper") -> argparse.Namespace:
+    """``examples/dmc_qmle.py``'s flags at the defaults of ``preset`` (paper: Table 1)."""
+    return load_example("dmc_qmle").build_parser().parse_args(["--preset", preset])
 
 
-def build_qmle(*, env: gym.Env, seed: int, device: str, buffer_size: int, **overrides: Any) -> Agent:
-    """QMLE as ``examples/dmc_qmle.py`` builds it (``qmle_factory``), with that script's defaults,
-    except for ``overrides`` (flag names as attributes, e.g. ``m_target=2``)."""
-    args = qmle_defaults()
+def build_qmle(
+    *, env: gym.Env, seed: int, device: str, buffer_size: int, preset: str = "paper", **overrides: Any
+) -> Agent:
+    """QMLE as ``examples/dmc_qmle.py --preset PRESET`` builds it (``qmle_factory``), except for
+    ``overrides`` (flag names as attributes, e.g. ``m_target=2``)."""
+    args = qmle_defaults(preset)
     for name, value in overrides.items():
         if not hasattr(args, name):
             raise ValueError(f"dmc_qmle.py has no flag {name!r} to override")
@@ -253,12 +256,15 @@ D1_D2_BUDGET = {"m_target": 2, "m_greedy": 2}
 
 
 QMLE_ENTRY_FLAGS: dict[str, dict[str, Any]] = {
-    "qmle": {},
-    "qmle-bf16": {"scoring_dtype": "bfloat16"},
-    "qmle-m2": {**D1_D2_BUDGET, "ratios": (0.5, 0.5, 0.0)},
-    "qmle-m2-uniform": {**D1_D2_BUDGET, "ratios": (1.0, 0.0, 0.0), "no_prior": True},
+    "qmle": {"preset": "paper"},
+    "qmle-efficient": {"preset": "efficient"},
+    "qmle-fp32": {"preset": "paper", "scoring_dtype": "float32"},
+    "qmle-bf16": {"preset": "paper", "scoring_dtype": "bfloat16"},
+    "qmle-m2": {"preset": "paper", **D1_D2_BUDGET, "ratios": (0.5, 0.5, 0.0)},
+    "qmle-m2-uniform": {"preset": "paper", **D1_D2_BUDGET, "ratios": (1.0, 0.0, 0.0), "no_prior": True},
 }
-"""What each QMLE entry changes from ``dmc_qmle.py``'s defaults (flag names as attributes)."""
+"""Each QMLE entry: the ``dmc_qmle.py`` preset it starts from and the flags it changes (as
+attributes)."""
 
 
 def build_qmle_m2(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
@@ -279,6 +285,18 @@ def build_qmle_bf16(*, env: gym.Env, seed: int, device: str, buffer_size: int) -
     """QMLE at Table 1 settings with bf16 candidate scoring (the speed lever; winners re-scored in fp32)."""
     return build_qmle(env=env, seed=seed, device=device, buffer_size=buffer_size,
                       **QMLE_ENTRY_FLAGS["qmle-bf16"])
+
+
+def build_qmle_fp32(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
+    """QMLE at Table 1 settings with float32 candidate scoring: the paper's arithmetic."""
+    return build_qmle(env=env, seed=seed, device=device, buffer_size=buffer_size,
+                      **QMLE_ENTRY_FLAGS["qmle-fp32"])
+
+
+def build_qmle_efficient(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
+    """QMLE with ``dmc_qmle.py --preset efficient`` (ours, for ~100k env steps)."""
+    return build_qmle(env=env, seed=seed, device=device, buffer_size=buffer_size,
+                      **QMLE_ENTRY_FLAGS["qmle-efficient"])
 
 
 VARIANT_SEPARATOR = "+"
@@ -302,16 +320,19 @@ def build_qmle_variant(
     *, env: gym.Env, seed: int, device: str, buffer_size: int, base: str, argv: list[str]
 ) -> Agent:
     """The QMLE entry ``base`` with ``argv`` parsed by ``dmc_qmle.py``'s parser on top of it."""
+    flags = dict(QMLE_ENTRY_FLAGS[base])
+    preset = flags.pop("preset")
     parser = load_example("dmc_qmle").build_parser()
-    parser.set_defaults(**QMLE_ENTRY_FLAGS[base])
-    overrides = {k: v for k, v in vars(parser.parse_args(argv)).items() if k not in QMLE_RUN_FLAGS}
+    parser.set_defaults(**qmle_preset(preset).values, **flags)
+    overrides = {k: v for k, v in vars(parser.parse_args(["--preset", preset, *argv])).items()
+                 if k not in QMLE_RUN_FLAGS and k != "preset"}
     # the variant's replay capacity still gets the run's cap
     buffer_size = min(buffer_size, overrides.pop("buffer_size"))
-    return build_qmle(env=env, seed=seed, device=device, buffer_size=buffer_size, **overrides)
+    return build_qmle(env=env, seed=seed, device=device, buffer_size=buffer_size, preset=preset, **overrides)
 
 
 def _iq_args(algo: str, device: str) -> argparse.Namespace:
-    from tianshou_qmle.algorithm import iq_factory
+    from tianshou_qmle.experiment import iq_factory
 
     parser = argparse.ArgumentParser()
     iq_factory.add_agent_arguments(parser)
@@ -321,7 +342,7 @@ def _iq_args(algo: str, device: str) -> argparse.Namespace:
 
 
 def _build_iq_variant(algo: str, *, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
-    from tianshou_qmle.algorithm import iq_factory
+    from tianshou_qmle.experiment import iq_factory
 
     args = _iq_args(algo, device)
     algorithm = iq_factory.build_iq(args, env)
@@ -345,7 +366,7 @@ def build_miq(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agen
 
 def build_savo(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
     """SAVO-TD3 from ``savo_factory`` with its Table 3 MuJoCo defaults."""
-    from tianshou_qmle.algorithm import savo_factory
+    from tianshou_qmle.experiment import savo_factory
 
     parser = argparse.ArgumentParser()
     savo_factory.add_agent_arguments(parser, defaults=savo_factory.MUJOCO_DEFAULTS, with_td3=False)
@@ -367,19 +388,26 @@ def _has_module(name: str) -> bool:
 def registry() -> dict[str, AlgorithmEntry]:
     """Every algorithm available in this checkout, by name (``savo`` only where its factory exists)."""
     entries = [
-        AlgorithmEntry(name="qmle", label="QMLE", origin="ours", warmup=1000, build=build_qmle,
-                       source="examples/dmc_qmle.py defaults (QMLE paper, Table 1)"),
+        AlgorithmEntry(name="qmle", label="QMLE (paper)", origin="ours", warmup=1000, build=build_qmle,
+                       source="examples/dmc_qmle.py --preset paper (QMLE paper, Table 1)"),
+        AlgorithmEntry(name="qmle-efficient", label="QMLE efficient", origin="ours", warmup=1000,
+                       build=build_qmle_efficient,
+                       source="examples/dmc_qmle.py --preset efficient (ours, for ~100k env steps)"),
         AlgorithmEntry(name="qmle-bf16", label="QMLE bf16 scoring", origin="ours", warmup=1000,
                        build=build_qmle_bf16, source="examples/dmc_qmle.py --scoring-dtype bfloat16"),
+        AlgorithmEntry(name="qmle-fp32", label="QMLE fp32 scoring", origin="ours", warmup=1000,
+                       build=build_qmle_fp32,
+                       source="examples/dmc_qmle.py --preset paper --scoring-dtype float32 (the paper's "
+                              "arithmetic)"),
         AlgorithmEntry(name="qmle-m2", label="QMLE m=2", origin="ours", warmup=1000, build=build_qmle_m2,
                        source="App. D.1/D.2: m_target = m_greedy = 2, ρ uniform 0.5 / delta 0.5"),
         AlgorithmEntry(name="qmle-m2-uniform", label="QMLE m=2 uniform only", origin="ours", warmup=1000,
                        build=build_qmle_m2_uniform,
                        source="App. D.2 ablation: m = 2, ρ uniform 1, no stored prior (no amortisation)"),
         AlgorithmEntry(name="iq", label="IQ", origin="ours", warmup=10_000, build=build_iq,
-                       source="tianshou_qmle.algorithm.iq_factory defaults (IQ paper, §6), α = 0"),
+                       source="tianshou_qmle.experiment.iq_factory defaults (IQ paper, §6), α = 0"),
         AlgorithmEntry(name="miq", label="M-IQ", origin="ours", warmup=10_000, build=build_miq,
-                       source="tianshou_qmle.algorithm.iq_factory defaults (IQ paper, §6), α = 0.9"),
+                       source="tianshou_qmle.experiment.iq_factory defaults (IQ paper, §6), α = 0.9"),
         AlgorithmEntry(name="ddpg", label="DDPG (Tianshou)", origin="tianshou", warmup=25_000,
                        build=build_ddpg, source="Tianshou examples/mujoco/mujoco_ddpg.py"),
         AlgorithmEntry(name="td3", label="TD3 (Tianshou)", origin="tianshou", warmup=25_000,
@@ -389,10 +417,10 @@ def registry() -> dict[str, AlgorithmEntry]:
         AlgorithmEntry(name="sac-auto", label="SAC auto-α (Tianshou)", origin="tianshou", warmup=10_000,
                        build=build_sac_auto, source="Tianshou examples/mujoco/mujoco_sac.py --auto-alpha"),
     ]
-    if _has_module("tianshou_qmle.algorithm.savo_factory"):
+    if _has_module("tianshou_qmle.experiment.savo_factory"):
         entries.insert(3, AlgorithmEntry(
             name="savo", label="SAVO", origin="ours", warmup=10_000, build=build_savo,
-            source="tianshou_qmle.algorithm.savo_factory MUJOCO_DEFAULTS (SAVO paper, Table 3)",
+            source="tianshou_qmle.experiment.savo_factory MUJOCO_DEFAULTS (SAVO paper, Table 3)",
         ))
     return {entry.name: entry for entry in entries}
 
@@ -415,7 +443,6 @@ def entry_for(name: str) -> AlgorithmEntry:
                          f"('qmle{VARIANT_SEPARATOR}update-every=2') extend one of "
                          f"{', '.join(QMLE_ENTRY_FLAGS)}")
     parser = load_example("dmc_qmle").build_parser()
-    parser.set_defaults(**QMLE_ENTRY_FLAGS[base_name])
     parser.exit_on_error = False
     try:
         _, unknown = parser.parse_known_args(argv)
@@ -441,6 +468,8 @@ __all__ = [
     "build_miq",
     "build_qmle",
     "build_qmle_bf16",
+    "build_qmle_efficient",
+    "build_qmle_fp32",
     "build_qmle_m2",
     "build_qmle_m2_uniform",
     "build_sac",

@@ -8,7 +8,7 @@ deterministically for ``eval_episodes`` episodes on the run's test envs, outside
 learning time.
 
 Speeds count the learning phase only (after warm-up, without evaluations), as
-``tianshou_qmle.runner`` and ``benchmarks/speed_qmle_vs_td3.py`` do.
+``tianshou_qmle.experiment.runner`` and ``benchmarks/speed_qmle_vs_td3.py`` do.
 
     python -m benchmarks.harness.worker --spec '{"algorithm": "td3", ...}' --out results.json
 """

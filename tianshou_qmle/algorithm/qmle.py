@@ -50,7 +50,14 @@ from tianshou_qmle.net.action_codec import (
 from tianshou_qmle.net.critic import as_float_tensor
 from tianshou_qmle.net.qmle_net import QMLENetwork
 from tianshou_qmle.search.argmax import approximate_argmax
-from tianshou_qmle.search.proposals import search_counts, validate_budget, validate_ratios
+from tianshou_qmle.search.proposals import (
+    proposal_counts,
+    search_counts,
+    validate_budget,
+    validate_grid_share,
+    validate_ratios,
+)
+from tianshou_qmle.utils import has_native_bf16
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +104,14 @@ def check_action_space_matches(action_space: gym.Space, codec: ActionCodec) -> N
         )
 
 
+def check_budget_covers_ratios(m: int, ratios: Sequence[float], *, name: str) -> None:
+    """Raise a ``ValueError`` naming ``name`` when ``m`` cannot sample every proposal with ρ_i > 0."""
+    try:
+        proposal_counts(m, ratios)
+    except ValueError as err:
+        raise ValueError(f"{name}={m} is too small for proposal_ratios={tuple(ratios)}: {err}") from err
+
+
 def check_finite_observations(obs: torch.Tensor) -> None:
     if not bool(torch.isfinite(obs).all()):
         bad = (~torch.isfinite(obs)).nonzero()[:3].tolist()
@@ -137,12 +152,18 @@ class QMLEPolicy(Policy):
     :param eps_training: ε while collecting training data (0.1 in Table 1).
     :param eps_inference: ε at evaluation; 0 gives greedy evaluation.
     :param scoring_dtype: precision for scoring candidates, here and in :class:`QMLE`'s target
-        search. None (default, the paper) keeps float32; ``torch.bfloat16`` picks winners with
-        bf16 weights and activations and re-scores them in float32: 2.0× faster updates on this
-        CPU (87.5 → 44.6 ms on walker-walk, ``benchmarks/results/speed``), where bf16 matmul is
-        native; near-ties may resolve differently (99.6% identical winners measured, see
-        ``approximate_argmax``); learning curves matched fp32 within noise
-        (``benchmarks/results/learning/bf16``).
+        search. ``"auto"`` (default) is ``torch.bfloat16`` where the model's device multiplies
+        bf16 in hardware (:func:`~tianshou_qmle.utils.has_native_bf16`: CPUs with AVX-512 BF16 or
+        AMX, CUDA GPUs with bf16) and float32 elsewhere, re-read when the model moves. None or
+        ``torch.float32`` keeps float32 (the paper's numerics); ``torch.bfloat16`` picks winners
+        with bf16 weights and activations and re-scores them in float32: 2.0× faster updates on
+        this CPU (87.5 → 44.6 ms on walker-walk, ``benchmarks/results/speed``); near-ties may
+        resolve differently (99.6% identical winners measured, see ``approximate_argmax``);
+        learning curves matched fp32 within noise (``benchmarks/results/learning/bf16``).
+    :param uniform_grid_share: the share of the uniform samples (ρ0) drawn from the
+        bang-off-bang grid {-1, 0, 1}^d instead of the continuous box, when acting and for TD
+        targets. 0 (default) is the paper; the authors' released code uses 0.5. Continuous
+        ``Box`` spaces only (a ``MultiDiscrete`` or gridded space is its own grid).
     :param action_scaling: scale [-1, 1] actions to the environment's bounds in ``map_action``
         (``Box`` only); None means True for ``Box`` and False otherwise.
     :param action_bound_method: how to bound ``Box`` actions before scaling; "clip" is a no-op for
@@ -159,7 +180,8 @@ class QMLEPolicy(Policy):
         proposal_ratios: Sequence[float] | None = None,
         eps_training: float = 0.1,
         eps_inference: float = 0.0,
-        scoring_dtype: torch.dtype | None = None,
+        scoring_dtype: torch.dtype | Literal["auto"] | None = "auto",
+        uniform_grid_share: float = 0.0,
         action_scaling: bool | None = None,
         action_bound_method: Literal["clip"] | None = "clip",
     ) -> None:
@@ -191,14 +213,28 @@ class QMLEPolicy(Policy):
                 f"{len(model.predictors)} predictors: give one ratio for uniform sampling plus one "
                 f"per predictor ({len(model.predictors) + 1} in total)"
             )
+        check_budget_covers_ratios(self.m_greedy, self.proposal_ratios, name="m_greedy")
         self.eps_training = self._check_eps(eps_training, "eps_training")
         self.eps_inference = self._check_eps(eps_inference, "eps_inference")
-        if scoring_dtype not in (None, torch.float32, torch.bfloat16, torch.float16):
+        if scoring_dtype not in ("auto", None, torch.float32, torch.bfloat16, torch.float16):
             raise ValueError(
-                f"scoring_dtype must be None, torch.float32, torch.bfloat16 or torch.float16, "
+                f"scoring_dtype must be 'auto', None, torch.float32, torch.bfloat16 or torch.float16, "
                 f"got {scoring_dtype!r}"
             )
-        self.scoring_dtype = scoring_dtype
+        self.scoring_dtype_setting = scoring_dtype
+        self.uniform_grid_share = validate_grid_share(uniform_grid_share)
+        if self.uniform_grid_share > 0 and not isinstance(model.codec, BoxCodec):
+            raise ValueError(
+                f"uniform_grid_share applies to continuous Box action spaces, got "
+                f"{uniform_grid_share} for action_space {action_space!r}; use 0"
+            )
+
+    @property
+    def scoring_dtype(self) -> torch.dtype | None:
+        """The precision candidates are scored in now (``"auto"`` resolved for the model's device)."""
+        if self.scoring_dtype_setting == "auto":
+            return torch.bfloat16 if has_native_bf16(self.model.device) else None
+        return self.scoring_dtype_setting
 
     @staticmethod
     def _check_eps(eps: float, name: str) -> float:
@@ -250,7 +286,7 @@ class QMLEPolicy(Policy):
             counts = search_counts(m, self.proposal_ratios, with_prior=False)
             result = approximate_argmax(
                 self.model.critic, self.model.predictor_list(), features, counts,
-                scoring_dtype=self.scoring_dtype, codec=self.codec,
+                scoring_dtype=self.scoring_dtype, codec=self.codec, grid_share=self.uniform_grid_share,
             )
         return result.actions
 
@@ -336,8 +372,9 @@ class QMLE(OffPolicyAlgorithm[QMLEPolicy], LaggedNetworkFullUpdateAlgorithmMixin
     :param gamma: discount factor (0.99 in Table 1).
     :param n_step_return_horizon: n of n-step returns; 1 reproduces the paper (App. E.1 suggests
         more).
-    :param m_target: candidates per next state for the TD target, prior included (100 in
-        Table 1). Target scoring costs ``batch_size × m_target`` Q evaluations per update.
+    :param m_target: fresh candidates per next state for the TD target (100 in Table 1); the stored
+        prior is scored on top of them, as in Algorithm 1 and the authors' code (101 candidates).
+        Target scoring costs ``batch_size × (m_target + 1)`` Q evaluations per update.
     :param target_update_freq: gradient updates between hard target copies. Algorithm 1 copies
         every N⁻ = 2000 *environment* steps; Tianshou's algorithm only sees updates, and with
         Table 1's one update per 10 environment steps that is every 200 updates, our default.
@@ -374,6 +411,7 @@ class QMLE(OffPolicyAlgorithm[QMLEPolicy], LaggedNetworkFullUpdateAlgorithmMixin
             n_step_return_horizon, name="n_step_return_horizon"
         )
         self.m_target = validate_budget(m_target, name="m_target")
+        check_budget_covers_ratios(self.m_target, policy.proposal_ratios, name="m_target")
         self.target_update_freq = validate_budget(target_update_freq, name="target_update_freq")
         model = policy.model
         self.optim = self._create_optimizer(model.critic, optim, max_grad_norm=max_grad_norm)
@@ -449,6 +487,7 @@ class QMLE(OffPolicyAlgorithm[QMLEPolicy], LaggedNetworkFullUpdateAlgorithmMixin
             result = approximate_argmax(
                 target.critic, target.predictor_list(), features, counts, prior=prior,
                 scoring_dtype=self.policy.scoring_dtype, codec=self.policy.codec,
+                grid_share=self.policy.uniform_grid_share,
             )
         kept = 0.0
         if prior is not None:

@@ -137,7 +137,8 @@ class ActionInCritic(nn.Module):
     :param act_dim: action representation size d (the normalised box coordinates for ``Box``).
     :param obs_width: width of the observation stream (128 in App. B.1).
     :param act_width: width of the action stream (128 in App. B.1).
-    :param device: where the parameters and inputs live.
+    :param device: where the parameters are created. Inputs go wherever the parameters are at call
+        time (:attr:`device` reads it from them), so ``critic.to("cuda")`` later works too.
     :param score_block: candidates per block when scoring without autograd (whole states per block,
         or part of one state's candidates when it has more); changes the speed, not the values.
     :param compile_scoring: score candidate blocks with a ``torch.compile``-d
@@ -172,7 +173,6 @@ class ActionInCritic(nn.Module):
             raise ValueError(f"score_block must be ≥ 1, got {score_block}")
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.obs_width, self.act_width = obs_width, act_width
-        self.device = device
         self.score_block = int(score_block)
         self.compile_scoring = bool(compile_scoring)
         self.obs_stream = ObservationStream(obs_dim, obs_width)
@@ -188,6 +188,11 @@ class ActionInCritic(nn.Module):
             nn.init.zeros_(self.bilinear.weight)
             nn.init.zeros_(self.bilinear.bias)
         self.to(device)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the parameters are now (follows ``.to(...)``)."""
+        return self.head.weight.device
 
     @property
     def feature_dim(self) -> int:

@@ -75,7 +75,8 @@ class QMLENetwork(nn.Module):
         return self.codec.action_dim
 
     @property
-    def device(self) -> torch.device | str:
+    def device(self) -> torch.device:
+        """Where the parameters are now (follows ``.to(...)``)."""
         return self.critic.device
 
     def predictor_list(self) -> list[ArgmaxPredictor]:

@@ -45,6 +45,7 @@ def approximate_argmax(
     prior: torch.Tensor | None = None,
     scoring_dtype: torch.dtype | None = None,
     codec: ActionCodec | None = None,
+    grid_share: float = 0.0,
 ) -> ArgmaxResult:
     """Sample the Eq. 21 candidate set for each state and return its best member under ``critic``.
 
@@ -67,9 +68,12 @@ def approximate_argmax(
         that rounding.
     :param codec: the action space's codec; candidates are in its internal form and scored through
         its representation. None means the continuous box [-1, 1]^d with d = ``critic.act_dim``.
+    :param grid_share: share of the uniform samples drawn from the bang-off-bang grid (see
+        :func:`~tianshou_qmle.search.proposals.draw_candidates`).
     """
     candidates = draw_candidates(
-        features, predictors, counts, critic.act_dim if codec is None else codec, prior=prior
+        features, predictors, counts, critic.act_dim if codec is None else codec, prior=prior,
+        grid_share=grid_share,
     )
     inputs = candidates if codec is None else codec.represent(candidates)
     if scoring_dtype is None or scoring_dtype == features.dtype:

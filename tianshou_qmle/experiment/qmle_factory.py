@@ -15,8 +15,20 @@ from tianshou.data import ReplayBuffer
 
 from tianshou_qmle.algorithm.qmle import QMLE, QMLEPolicy
 from tianshou_qmle.data.buffer import make_replay_buffer
+from tianshou_qmle.experiment.presets import (
+    DEFAULT_QMLE_PRESET,
+    QMLE_PRESETS,
+    TABLE1_VALUES,
+    PresetArgumentParser,
+    qmle_preset,
+)
+from tianshou_qmle.experiment.runner import Schedule
 from tianshou_qmle.net.qmle_net import build_qmle_network
-from tianshou_qmle.runner import Schedule
+
+SCORING_DTYPES: dict[str, torch.dtype | str] = {
+    "auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16,
+}
+"""``--scoring-dtype`` choices → ``QMLEPolicy(scoring_dtype=...)``."""
 
 
 def parse_ratios(text: str) -> tuple[float, ...]:
@@ -27,44 +39,52 @@ def parse_ratios(text: str) -> tuple[float, ...]:
 
 
 def add_qmle_arguments(
-    p: argparse.ArgumentParser, *, ratios: Sequence[float] | None = (0.9, 0.01, 0.09)
+    p: argparse.ArgumentParser, *, ratios: Sequence[float] | None = TABLE1_VALUES["ratios"]
 ) -> None:
-    """QMLE's flags with Table 1 defaults; ``ratios=None`` picks them per action space."""
-    alg = p.add_argument_group("QMLE (Table 1 defaults)")
-    alg.add_argument("--m-target", type=int, default=100, help="candidates per TD target")
-    alg.add_argument("--m-greedy", type=int, default=1000, help="candidates per action")
+    """QMLE's flags with Table 1 defaults (:data:`~tianshou_qmle.experiment.presets.TABLE1_VALUES`);
+    ``ratios=None`` picks them per action space. A :class:`~tianshou_qmle.experiment.presets.
+    PresetArgumentParser` replaces these defaults by its preset's."""
+    t1 = TABLE1_VALUES
+    alg = p.add_argument_group("QMLE (defaults: Table 1, or the --preset)")
+    alg.add_argument("--m-target", type=int, default=t1["m_target"],
+                     help="fresh candidates per TD target (the stored prior is scored on top)")
+    alg.add_argument("--m-greedy", type=int, default=t1["m_greedy"], help="candidates per action")
     alg.add_argument("--ratios", type=parse_ratios, default=ratios,
                      help="ρ0 uniform, then one per predictor (Box: delta, categorical); sum to 1; "
                           "None: Table 1 for two predictors, (0.9, 0.1) for one")
-    alg.add_argument("--delta-std", type=float, default=0.05,
+    alg.add_argument("--uniform-grid-share", type=float, default=t1["uniform_grid_share"],
+                     help="share of the uniform samples drawn from the bang-off-bang grid {-1,0,1}^d "
+                          "(continuous Box only; 0: the paper, 0.5: the authors' code)")
+    alg.add_argument("--delta-std", type=float, default=t1["delta_std"],
                      help="σ of the delta predictor's perturbation samples")
     alg.add_argument("--num-bins", type=int, default=None,
                      help="bins per dimension of the categorical predictor; None: 3 (bang-off-bang) "
                           "for Box, the space's own bins for MultiDiscrete")
-    alg.add_argument("--hidden", type=int, default=128, help="stream width (joint block is 2×)")
+    alg.add_argument("--hidden", type=int, default=t1["hidden"], help="stream width (joint block is 2×)")
     alg.add_argument("--bilinear-head", action=argparse.BooleanOptionalAction, default=False,
                      help="add a state-weighted linear term in the action representation to Q "
                           "(not in the paper's network; helps item embeddings scored by an inner "
                           "product, as in the recommender)")
-    alg.add_argument("--lr", type=float, default=5e-4, help="Adam step size for Q and predictors")
-    alg.add_argument("--gamma", type=float, default=0.99, help="discount factor")
-    alg.add_argument("--n-step", type=int, default=1, help="n-step return horizon (1 = paper)")
-    alg.add_argument("--batch-size", type=int, default=256, help="replay batch size")
-    alg.add_argument("--update-every", type=int, default=10,
+    alg.add_argument("--lr", type=float, default=t1["lr"], help="Adam step size for Q and predictors")
+    alg.add_argument("--gamma", type=float, default=t1["gamma"], help="discount factor")
+    alg.add_argument("--n-step", type=int, default=t1["n_step"], help="n-step return horizon (1 = paper)")
+    alg.add_argument("--batch-size", type=int, default=t1["batch_size"], help="replay batch size")
+    alg.add_argument("--update-every", type=int, default=t1["update_every"],
                      help="env steps per gradient update (the replay period K)")
-    alg.add_argument("--target-update-env-steps", type=int, default=2000,
+    alg.add_argument("--target-update-env-steps", type=int, default=t1["target_update_env_steps"],
                      help="N⁻: env steps between hard target copies")
-    alg.add_argument("--buffer-size", type=int, default=1_000_000, help="replay capacity")
+    alg.add_argument("--buffer-size", type=int, default=t1["buffer_size"], help="replay capacity")
     alg.add_argument("--no-prior", action="store_true",
                      help="search TD targets without the stored arg max prior (Eq. 16/21 instead of "
                           "Eq. 20; with --ratios 1 0 0 this is App. D.2's ablation without amortisation)")
-    alg.add_argument("--uniform-replay", action="store_true",
+    alg.add_argument("--uniform-replay", action="store_true", default=t1["uniform_replay"],
                      help="uniform replay (Algorithm 1) instead of prioritized (App. B)")
-    alg.add_argument("--alpha", type=float, default=0.6, help="priority exponent")
-    alg.add_argument("--beta", type=float, default=0.2, help="importance-sampling exponent")
-    alg.add_argument("--eps", type=float, default=0.1, help="ε of ε-greedy exploration")
-    alg.add_argument("--scoring-dtype", choices=["float32", "bfloat16"], default="float32",
-                     help="candidate scoring precision; bfloat16 re-scores winners in float32")
+    alg.add_argument("--alpha", type=float, default=t1["alpha"], help="priority exponent")
+    alg.add_argument("--beta", type=float, default=t1["beta"], help="importance-sampling exponent")
+    alg.add_argument("--eps", type=float, default=t1["eps"], help="ε of ε-greedy exploration")
+    alg.add_argument("--scoring-dtype", choices=list(SCORING_DTYPES), default=t1["scoring_dtype"],
+                     help="candidate scoring precision; auto: bfloat16 where the device has native "
+                          "bf16, else float32; bfloat16 re-scores winners in float32")
     alg.add_argument("--compile-scoring", action="store_true",
                      help="torch.compile the candidate-scoring kernel (faster after a compile of "
                           "seconds; see benchmarks/README.md)")
@@ -95,7 +115,8 @@ def build_qmle_algorithm(
     policy = QMLEPolicy(
         model=model, action_space=env.action_space, observation_space=env.observation_space,
         m_greedy=args.m_greedy, proposal_ratios=args.ratios, eps_training=args.eps,
-        scoring_dtype=getattr(torch, args.scoring_dtype),
+        scoring_dtype=SCORING_DTYPES[args.scoring_dtype],  # type: ignore[arg-type]
+        uniform_grid_share=getattr(args, "uniform_grid_share", 0.0),
     )
     return QMLE(
         policy=policy, optim=AdamOptimizerFactory(lr=args.lr), gamma=args.gamma,
@@ -134,6 +155,55 @@ def build_qmle_from_args(
         args, env, action_embeddings=action_embeddings, grid_bins=grid_bins, **network_kwargs
     )
     return algorithm, replay_buffer_from_args(args), schedule_from_args(args)
+
+
+def qmle_parser(**kwargs: Any) -> PresetArgumentParser:
+    """A parser with ``--preset`` and QMLE's flags, defaulting to :data:`DEFAULT_QMLE_PRESET`."""
+    parser = PresetArgumentParser(presets=QMLE_PRESETS, default_preset=DEFAULT_QMLE_PRESET, **kwargs)
+    add_qmle_arguments(parser)
+    return parser
+
+
+def qmle_config(
+    preset: str = DEFAULT_QMLE_PRESET, *, seed: int = 0, device: str = "cpu", num_train_envs: int = 1,
+    **overrides: Any,
+) -> argparse.Namespace:
+    """A preset's QMLE settings as the attributes :func:`build_qmle_from_args` reads.
+
+    :param preset: ``"paper"`` (Table 1) or ``"efficient"`` (ours, for ~100k env steps); see
+        :mod:`tianshou_qmle.experiment.presets`.
+    :param overrides: flag attributes to change, e.g. ``m_target=50`` or ``update_every=1``.
+    :raises ValueError: for an unknown preset or an override that is not a QMLE flag.
+    """
+    qmle_preset(preset)
+    args = qmle_parser().parse_args(["--preset", preset])
+    unknown = sorted(set(overrides) - set(vars(args)))
+    if unknown:
+        raise ValueError(
+            f"no QMLE setting named {', '.join(unknown)}; known: {', '.join(sorted(vars(args)))}"
+        )
+    run = {"seed": seed, "device": device, "num_train_envs": num_train_envs}
+    for name, value in {**overrides, **run}.items():
+        setattr(args, name, value)
+    check_qmle_arguments(args)
+    return args
+
+
+def build_qmle_agent(
+    env: gym.Env, preset: str = DEFAULT_QMLE_PRESET, *, seed: int = 0, device: str = "cpu",
+    num_train_envs: int = 1, **overrides: Any,
+) -> tuple[QMLE, ReplayBuffer, Schedule]:
+    """QMLE for ``env`` from a preset: the algorithm, its replay buffer and its update schedule.
+
+    >>> algorithm, buffer, schedule = build_qmle_agent(env, "efficient", seed=1)  # doctest: +SKIP
+
+    Hand the three to Tianshou: ``Collector(algorithm, train_envs, buffer, exploration_noise=True)``
+    and ``OffPolicyTrainerParams(collection_step_num_env_steps=schedule.env_steps_per_collect,
+    update_step_num_gradient_steps_per_sample=schedule.updates_per_env_step,
+    batch_size=schedule.batch_size, ...)``.
+    """
+    args = qmle_config(preset, seed=seed, device=device, num_train_envs=num_train_envs, **overrides)
+    return build_qmle_from_args(args, env)
 
 
 def curriculum_switch(

@@ -1,7 +1,7 @@
 """Agent and environment construction shared by ``examples/mujoco_iq.py`` and ``examples/dmc_iq.py``.
 
 Both scripts run IQ (α = 0), M-IQ (α > 0) or Tianshou's own SAC on the same task, through
-:mod:`tianshou_qmle.runner` (shared run flags, warm-up, OffPolicyTrainer, TensorBoard, checkpoints,
+:mod:`tianshou_qmle.experiment.runner` (shared run flags, warm-up, OffPolicyTrainer, TensorBoard, checkpoints,
 ``--summary-json``). Only the default task and the environment maker differ between them.
 
 IQ defaults follow §6 of Vieillard et al.: policy and value MLPs (256, 256) as SAC, Adam 3e-4,
@@ -29,8 +29,8 @@ from tianshou.utils.net.common import Net
 from tianshou.utils.net.continuous import ContinuousActorProbabilistic, ContinuousCritic
 
 from tianshou_qmle.algorithm.iq import IQ, IQPolicy
+from tianshou_qmle.experiment.runner import prepare_run, train_with_plain_replay
 from tianshou_qmle.net.iq import POLICY_TYPES, build_iq_network
-from tianshou_qmle.runner import prepare_run, train_with_plain_replay
 
 ALGORITHMS = ("iq", "miq", "sac")
 """``--algo`` choices: IQ (α = 0), M-IQ (α > 0) and Tianshou's SAC."""

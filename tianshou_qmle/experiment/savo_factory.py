@@ -1,7 +1,7 @@
 """Agent construction shared by ``examples/restricted_savo.py`` and ``examples/recsim_savo.py``.
 
 Both scripts run SAVO-TD3 (or, on ``Box`` tasks, Tianshou's own TD3) through
-:mod:`tianshou_qmle.runner`: shared run flags, warm-up, OffPolicyTrainer, TensorBoard, checkpoints,
+:mod:`tianshou_qmle.experiment.runner`: shared run flags, warm-up, OffPolicyTrainer, TensorBoard, checkpoints,
 ``--summary-json``. Only the environments and the Table 3 column of defaults differ.
 
 SAVO defaults follow Table 3 of the SAVO paper: Adam 3e-4 for actors, list encoder and critics,
@@ -33,8 +33,8 @@ from tianshou.utils.net.common import Net
 from tianshou.utils.net.continuous import ContinuousActorDeterministic
 
 from tianshou_qmle.algorithm.savo import SAVO, NoiseSchedule, SAVOPolicy
+from tianshou_qmle.experiment.runner import prepare_run, train_with_plain_replay
 from tianshou_qmle.net.savo import SUMMARISERS, build_critic, build_savo_networks
-from tianshou_qmle.runner import prepare_run, train_with_plain_replay
 
 ALGORITHMS = ("savo", "td3")
 """``--algo`` choices: SAVO-TD3, and Tianshou's TD3 (``Box`` action spaces only)."""
