@@ -331,20 +331,33 @@ def build_qmle_variant(
     return build_qmle(env=env, seed=seed, device=device, buffer_size=buffer_size, preset=preset, **overrides)
 
 
-def _iq_args(algo: str, device: str) -> argparse.Namespace:
+IQ_ENTRY_FLAGS: dict[str, list[str]] = {
+    "iq": ["--algo", "iq"],
+    "miq": ["--algo", "miq"],
+    "miq-paper": ["--algo", "miq", "--temperature-scheme", "fixed", "--temperature", "0.01",
+                  "--no-munchausen-clip"],
+    "miq-gaussian": ["--algo", "miq", "--policy-type", "gaussian"],
+}
+"""Each IQ entry as ``iq_factory`` flags on top of its defaults (``miq-paper``: the paper's M-IQ,
+fixed τ = 0.01 and Eq. 2 without the clip; ``miq-gaussian``: the §6 Gaussian-policy ablation)."""
+
+
+def iq_parser() -> argparse.ArgumentParser:
     from tianshou_qmle.experiment import iq_factory
 
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(prog="iq_factory")
     iq_factory.add_agent_arguments(parser)
-    args = parser.parse_args(["--algo", algo])
-    args.device = device
-    return args
+    return parser
 
 
-def _build_iq_variant(algo: str, *, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
+def build_iq_variant(
+    *, env: gym.Env, seed: int, device: str, buffer_size: int, base: str, argv: list[str]
+) -> Agent:
+    """The IQ entry ``base`` with further ``iq_factory`` flags ``argv``."""
     from tianshou_qmle.experiment import iq_factory
 
-    args = _iq_args(algo, device)
+    args = iq_parser().parse_args([*IQ_ENTRY_FLAGS[base], *argv])
+    args.device = device
     algorithm = iq_factory.build_iq(args, env)
     schedule = Schedule(env_steps_per_collect=args.env_steps_per_collect,
                         updates_per_env_step=args.updates_per_step, batch_size=args.batch_size)
@@ -355,13 +368,25 @@ def _build_iq_variant(algo: str, *, env: gym.Env, seed: int, device: str, buffer
 
 
 def build_iq(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
-    """IQ (α = 0) from ``iq_factory`` with its §6 defaults."""
-    return _build_iq_variant("iq", env=env, seed=seed, device=device, buffer_size=buffer_size)
+    """IQ (α = 0) from ``iq_factory`` with its defaults."""
+    return build_iq_variant(env=env, seed=seed, device=device, buffer_size=buffer_size, base="iq", argv=[])
 
 
 def build_miq(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
-    """M-IQ (α = 0.9) from ``iq_factory`` with its §6 defaults."""
-    return _build_iq_variant("miq", env=env, seed=seed, device=device, buffer_size=buffer_size)
+    """M-IQ (α = 0.9) from ``iq_factory`` with its defaults."""
+    return build_iq_variant(env=env, seed=seed, device=device, buffer_size=buffer_size, base="miq", argv=[])
+
+
+def build_miq_paper(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
+    """The paper's M-IQ: α = 0.9, fixed τ = 0.01, Eq. 2 without the Munchausen clip."""
+    return build_iq_variant(env=env, seed=seed, device=device, buffer_size=buffer_size, base="miq-paper",
+                            argv=[])
+
+
+def build_miq_gaussian(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
+    """M-IQ with the Gaussian policy of the §6 ablation, other settings as ``miq``."""
+    return build_iq_variant(env=env, seed=seed, device=device, buffer_size=buffer_size,
+                            base="miq-gaussian", argv=[])
 
 
 def build_savo(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
@@ -405,9 +430,14 @@ def registry() -> dict[str, AlgorithmEntry]:
                        build=build_qmle_m2_uniform,
                        source="App. D.2 ablation: m = 2, ρ uniform 1, no stored prior (no amortisation)"),
         AlgorithmEntry(name="iq", label="IQ", origin="ours", warmup=10_000, build=build_iq,
-                       source="tianshou_qmle.experiment.iq_factory defaults (IQ paper, §6), α = 0"),
+                       source="tianshou_qmle.experiment.iq_factory defaults, α = 0"),
         AlgorithmEntry(name="miq", label="M-IQ", origin="ours", warmup=10_000, build=build_miq,
-                       source="tianshou_qmle.experiment.iq_factory defaults (IQ paper, §6), α = 0.9"),
+                       source="tianshou_qmle.experiment.iq_factory defaults, α = 0.9"),
+        AlgorithmEntry(name="miq-paper", label="M-IQ (paper τ)", origin="ours", warmup=10_000,
+                       build=build_miq_paper,
+                       source="IQ paper §6: α = 0.9, fixed τ = 0.01, Eq. 2 without the Munchausen clip"),
+        AlgorithmEntry(name="miq-gaussian", label="M-IQ Gaussian", origin="ours", warmup=10_000,
+                       build=build_miq_gaussian, source="iq_factory defaults with --policy-type gaussian"),
         AlgorithmEntry(name="ddpg", label="DDPG (Tianshou)", origin="tianshou", warmup=25_000,
                        build=build_ddpg, source="Tianshou examples/mujoco/mujoco_ddpg.py"),
         AlgorithmEntry(name="td3", label="TD3 (Tianshou)", origin="tianshou", warmup=25_000,
@@ -425,35 +455,45 @@ def registry() -> dict[str, AlgorithmEntry]:
     return {entry.name: entry for entry in entries}
 
 
-def entry_for(name: str) -> AlgorithmEntry:
-    """The registered algorithm ``name``, or a QMLE variant ``BASE+flag=value+…`` (flags of
-    ``examples/dmc_qmle.py`` without their dashes' leading ``--``, applied on top of the QMLE
-    entry ``BASE``), e.g. ``qmle-efficient+update-every=4`` for a sweep point.
+def _check_variant_flags(name: str, parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    parser.exit_on_error = False
+    try:
+        _, unknown = parser.parse_known_args(argv)
+    except argparse.ArgumentError as err:
+        raise ValueError(f"algorithm {name!r}: {parser.prog} rejects {argv}: {err}") from err
+    if unknown:
+        raise ValueError(f"algorithm {name!r}: {parser.prog} has no flag {' '.join(unknown)}")
 
-    :raises ValueError: for an unknown name, a variant of a non-QMLE entry, or flags that
-        ``dmc_qmle.py`` rejects.
+
+def entry_for(name: str) -> AlgorithmEntry:
+    """The registered algorithm ``name``, or a variant ``BASE+flag=value+…`` of a QMLE or IQ entry:
+    the flags (without their leading ``--``) of ``examples/dmc_qmle.py`` or of ``iq_factory``,
+    applied on top of ``BASE``, e.g. ``qmle-efficient+update-every=4`` or
+    ``miq+temperature-scheme=reward`` for a sweep point.
+
+    :raises ValueError: for an unknown name, a variant of another entry, or flags its parser rejects.
     """
     entries = registry()
     if name in entries:
         return entries[name]
     base_name, argv = variant_flags(name)
     base = entries.get(base_name)
-    if base is None or base_name not in QMLE_ENTRY_FLAGS:
+    if base is None or base_name not in {*QMLE_ENTRY_FLAGS, *IQ_ENTRY_FLAGS}:
         raise ValueError(f"unknown algorithm {name!r}; known: {', '.join(entries)}; variants "
                          f"('qmle{VARIANT_SEPARATOR}update-every=2') extend one of "
-                         f"{', '.join(QMLE_ENTRY_FLAGS)}")
-    parser = load_example("dmc_qmle").build_parser()
-    parser.exit_on_error = False
-    try:
-        _, unknown = parser.parse_known_args(argv)
-    except argparse.ArgumentError as err:
-        raise ValueError(f"algorithm {name!r}: dmc_qmle.py rejects {argv}: {err}") from err
-    if unknown:
-        raise ValueError(f"algorithm {name!r}: dmc_qmle.py has no flag {' '.join(unknown)}")
+                         f"{', '.join([*QMLE_ENTRY_FLAGS, *IQ_ENTRY_FLAGS])}")
+    is_qmle = base_name in QMLE_ENTRY_FLAGS
+    if is_qmle:
+        parser = load_example("dmc_qmle").build_parser()
+        parser.prog = "dmc_qmle.py"
+        _check_variant_flags(name, parser, argv)
+    else:
+        _check_variant_flags(name, iq_parser(), [*IQ_ENTRY_FLAGS[base_name], *argv])
+    variant_builder = build_qmle_variant if is_qmle else build_iq_variant
 
     def build(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
-        return build_qmle_variant(env=env, seed=seed, device=device, buffer_size=buffer_size,
-                                  base=base_name, argv=argv)
+        return variant_builder(env=env, seed=seed, device=device, buffer_size=buffer_size,
+                               base=base_name, argv=argv)
 
     return AlgorithmEntry(name=name, label=f"{base.label} {' '.join(argv).replace('--', '')}",
                           origin="ours", warmup=base.warmup, build=build,
@@ -465,7 +505,10 @@ __all__ = [
     "AlgorithmEntry",
     "build_ddpg",
     "build_iq",
+    "build_iq_variant",
     "build_miq",
+    "build_miq_gaussian",
+    "build_miq_paper",
     "build_qmle",
     "build_qmle_bf16",
     "build_qmle_efficient",

@@ -33,6 +33,8 @@ bootstraps through truncations (partial-episode bootstrapping).
 
 from __future__ import annotations
 
+import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -45,7 +47,7 @@ from tianshou.algorithm.algorithm_base import (
     Policy,
     TrainingStats,
 )
-from tianshou.algorithm.optim import OptimizerFactory
+from tianshou.algorithm.optim import AdamOptimizerFactory, OptimizerFactory
 from tianshou.data import Batch, ReplayBuffer
 from tianshou.data.batch import BatchProtocol
 from tianshou.data.types import (
@@ -54,6 +56,7 @@ from tianshou.data.types import (
     ObsBatchProtocol,
     RolloutBatchProtocol,
 )
+from torch import nn
 
 from tianshou_qmle.algorithm.qmle import check_finite_observations, next_observations
 from tianshou_qmle.net.action_codec import check_flat_bounded_box
@@ -263,6 +266,131 @@ class IQPolicy(Policy):
         return actor.log_prob(actor(self.observation_tensor(obs)), self.action_representation(act))
 
 
+PAPER_TEMPERATURE = 0.01
+"""τ of §6 on MuJoCo (0.001 on Adroit): the paper's setting, in reward units."""
+
+
+class Temperature(nn.Module, ABC):
+    """IQ's temperature τ, fixed or adapted during training.
+
+    τ is in reward units: the implicit advantage τ ln π competes with rewards and values, so one
+    fixed τ suits only tasks of one reward scale (§6 tunes it per domain). Subclasses adapt it;
+    all are modules, so their state is in the algorithm's checkpoint.
+    """
+
+    optim_factory: OptimizerFactory | None = None
+    """The optimizer of the temperature's parameters, if it has any (the algorithm builds it, so
+    its state is in the algorithm's checkpoint)."""
+
+    @property
+    @abstractmethod
+    def value(self) -> float:
+        """τ now."""
+
+    def loss(self, *, entropy: torch.Tensor, reward: torch.Tensor) -> torch.Tensor | None:
+        """Adapt τ after an update from the batch's policy ``entropy`` ``[B]`` and ``reward`` ``[B]``:
+        update running statistics in place, or return a loss for ``optim_factory``'s optimizer."""
+        return None
+
+
+def check_temperature(value: float, *, name: str = "temperature") -> float:
+    value = float(value)
+    if not (math.isfinite(value) and value > 0.0):
+        raise ValueError(
+            f"{name} (τ) must be a finite number > 0, got {value} "
+            f"(the paper uses 0.01 on MuJoCo, 0.001 on Adroit)"
+        )
+    return value
+
+
+class FixedTemperature(Temperature):
+    """A constant τ (§6: 0.01 on MuJoCo, the paper's setting)."""
+
+    def __init__(self, value: float = PAPER_TEMPERATURE) -> None:
+        super().__init__()
+        self.register_buffer("tau", torch.tensor(check_temperature(value), dtype=torch.float64))
+
+    @property
+    def value(self) -> float:
+        return float(self.tau)
+
+
+class EntropyTargetTemperature(Temperature):
+    """τ adapted to hold the policy's entropy at a target, as SAC adapts its α (Haarnoja et al.,
+    2018b). Not in the IQ paper, which names adaptive τ as future work (§7).
+
+    Each update takes one optimizer step on ``ln τ`` for the loss ``ln τ · (H − H̄)``: τ grows while
+    the entropy H of π is below the target H̄ and shrinks while it is above. Since π = softmax(Q/τ)
+    for the implicit Q, a larger τ spreads π over more actions, so the target entropy fixes how
+    greedy the sampled behaviour is whatever the reward scale.
+
+    :param target_entropy: H̄ in nats, summed over action dimensions (the units of the actor's
+        ``entropy``). For the multicategorical policy with n bins per dimension the maximum is
+        d·ln n; :func:`multicategorical_target_entropy` gives a share of it.
+    :param initial: τ at the start (1.0).
+    :param optim: the optimizer of ``ln τ`` (Adam, lr 3e-4 as SAC's α).
+    """
+
+    def __init__(
+        self, *, target_entropy: float, initial: float = 1.0, optim: OptimizerFactory | None = None
+    ) -> None:
+        super().__init__()
+        if not math.isfinite(target_entropy):
+            raise ValueError(f"target_entropy must be finite, got {target_entropy}")
+        self.target_entropy = float(target_entropy)
+        self.log_tau = nn.Parameter(torch.tensor(math.log(check_temperature(initial, name="initial"))))
+        self.optim_factory = optim or AdamOptimizerFactory(lr=3e-4)
+
+    @property
+    def value(self) -> float:
+        return float(self.log_tau.detach().exp())
+
+    def loss(self, *, entropy: torch.Tensor, reward: torch.Tensor) -> torch.Tensor:
+        return self.log_tau * (entropy.detach().mean() - self.target_entropy)
+
+
+def multicategorical_target_entropy(*, act_dim: int, num_bins: int, share: float) -> float:
+    """``share`` of the multicategorical policy's maximum entropy d·ln n, in nats."""
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"the target entropy share must be in (0, 1), got {share}")
+    return share * act_dim * math.log(num_bins)
+
+
+class RewardScaledTemperature(Temperature):
+    """τ = ``relative`` × a running mean of |r|: the paper's fixed τ, made relative to the reward scale.
+
+    Not in the IQ paper. The running mean is an exponential average over the replayed batches'
+    mean |r| (the first batch sets it), so τ follows the scale the agent is learning from.
+
+    :param relative: τ per unit of mean |r|; 0.1 gives τ ≈ 1 on a task paying about 9 per step
+        (InvertedDoublePendulum, where τ = 1 learned and the paper's τ = 0.01 collapsed π).
+    :param momentum: weight of each new batch in the running mean (0.01).
+    :param floor: smallest reward scale used, so τ > 0 on tasks that pay nothing yet.
+    """
+
+    def __init__(self, *, relative: float = 0.1, momentum: float = 0.01, floor: float = 1e-3) -> None:
+        super().__init__()
+        self.relative = check_temperature(relative, name="relative")
+        if not 0.0 < momentum <= 1.0:
+            raise ValueError(f"momentum must be in (0, 1], got {momentum}")
+        self.momentum = float(momentum)
+        self.floor = check_temperature(floor, name="floor")
+        self.register_buffer("reward_scale", torch.tensor(float("nan"), dtype=torch.float64))
+
+    @property
+    def value(self) -> float:
+        scale = float(self.reward_scale)
+        return self.relative * (1.0 if math.isnan(scale) else max(scale, self.floor))
+
+    def loss(self, *, entropy: torch.Tensor, reward: torch.Tensor) -> None:
+        batch_scale = float(reward.detach().abs().mean())
+        if math.isnan(float(self.reward_scale)):
+            self.reward_scale.fill_(batch_scale)
+        else:
+            self.reward_scale.mul_(1.0 - self.momentum).add_(self.momentum * batch_scale)
+        return None
+
+
 @dataclass(kw_only=True)
 class IQTrainingStats(TrainingStats):
     loss: float
@@ -277,6 +405,8 @@ class IQTrainingStats(TrainingStats):
     """Mean Munchausen term α[τ ln π̄(a_t|s_t)] (after clipping, if enabled); 0 for IQ (α = 0)."""
     entropy: float
     """Mean entropy of π_θ(·|s_t) (summed over action dimensions)."""
+    temperature: float
+    """τ used in this update (before the temperature's own update)."""
 
 
 class IQ(OffPolicyAlgorithm[IQPolicy], LaggedNetworkPolyakUpdateAlgorithmMixin):
@@ -293,8 +423,13 @@ class IQ(OffPolicyAlgorithm[IQPolicy], LaggedNetworkPolyakUpdateAlgorithmMixin):
     :param policy: the :class:`IQPolicy`; its model holds both networks.
     :param optim: optimizer factory for the policy *and* value networks (one loss, one optimizer;
         Adam with lr 3e-4 as SAC in §6).
-    :param temperature: τ > 0, the scale of the implicit Q (Eq. 1) and of the regularisation
-        (0.01 on MuJoCo, 0.001 on Adroit in §6; §6/Fig. 4 shows performance is sensitive to it).
+    :param temperature: τ, the scale of the implicit Q (Eq. 1) and of the regularisation, in
+        reward units: a float > 0 for a fixed τ (0.01 on MuJoCo, 0.001 on Adroit in §6, the
+        paper's setting; Fig. 4 shows performance is sensitive to it), or a :class:`Temperature`
+        that adapts it: :class:`EntropyTargetTemperature` (holds π's entropy, as SAC's α) or
+        :class:`RewardScaledTemperature` (τ relative to the reward scale). A τ that is small
+        against the rewards makes π nearly deterministic within a thousand updates, and since
+        sampling π is IQ's only exploration, IQ then explores no more than greedy DQN.
     :param alpha: α ∈ [0, 1), the Munchausen coefficient: 0 gives IQ (entropy regularisation τ),
         α > 0 gives M-IQ, MD-VI with KL weight ατ and entropy weight (1−α)τ (Theorem 1). 0.9 in §6.
     :param polyak: λ ∈ (0, 1], the target networks' Polyak rate θ̄ ← (1−λ)θ̄ + λθ (0.005 as SAC,
@@ -313,7 +448,7 @@ class IQ(OffPolicyAlgorithm[IQPolicy], LaggedNetworkPolyakUpdateAlgorithmMixin):
         *,
         policy: IQPolicy,
         optim: OptimizerFactory,
-        temperature: float = 0.01,
+        temperature: float | Temperature = PAPER_TEMPERATURE,
         alpha: float = 0.9,
         polyak: float = 0.005,
         gamma: float = 0.99,
@@ -322,12 +457,12 @@ class IQ(OffPolicyAlgorithm[IQPolicy], LaggedNetworkPolyakUpdateAlgorithmMixin):
     ) -> None:
         if not isinstance(policy, IQPolicy):
             raise TypeError(f"policy must be an IQPolicy, got {type(policy).__name__}")
-        temperature, alpha, polyak, gamma = (float(x) for x in (temperature, alpha, polyak, gamma))
-        if not (np.isfinite(temperature) and temperature > 0.0):
-            raise ValueError(
-                f"temperature (τ) must be a finite number > 0, got {temperature} "
-                f"(the paper uses 0.01 on MuJoCo, 0.001 on Adroit)"
+        if isinstance(temperature, bool) or not isinstance(temperature, int | float | Temperature):
+            raise TypeError(
+                f"temperature must be a float > 0 or a Temperature, got {type(temperature).__name__}"
             )
+        schedule = temperature if isinstance(temperature, Temperature) else FixedTemperature(temperature)
+        alpha, polyak, gamma = (float(x) for x in (alpha, polyak, gamma))
         if not 0.0 <= alpha < 1.0:
             raise ValueError(
                 f"alpha (α) must be in [0, 1), got {alpha}: 0 gives IQ, 0 < α < 1 gives M-IQ "
@@ -344,7 +479,12 @@ class IQ(OffPolicyAlgorithm[IQPolicy], LaggedNetworkPolyakUpdateAlgorithmMixin):
             )
         super().__init__(policy=policy)
         LaggedNetworkPolyakUpdateAlgorithmMixin.__init__(self, tau=polyak)
-        self.temperature = temperature
+        self.temperature_schedule = schedule
+        """τ and how it adapts; a submodule, so its state is in checkpoints."""
+        self.temperature_optim = (
+            self._create_optimizer(schedule, schedule.optim_factory)
+            if schedule.optim_factory is not None else None
+        )
         self.alpha = alpha
         self.gamma = gamma
         self.munchausen_clip = None if munchausen_clip is None else float(munchausen_clip)
@@ -354,6 +494,11 @@ class IQ(OffPolicyAlgorithm[IQPolicy], LaggedNetworkPolyakUpdateAlgorithmMixin):
         """π_θ̄: the target policy (its ``forward`` gives the distribution parameters)."""
         self.value_old = self._add_lagged_network(model.value)
         """V_φ̄: the target value network."""
+
+    @property
+    def temperature(self) -> float:
+        """τ now."""
+        return self.temperature_schedule.value
 
     @property
     def polyak(self) -> float:
@@ -467,9 +612,15 @@ class IQ(OffPolicyAlgorithm[IQPolicy], LaggedNetworkPolyakUpdateAlgorithmMixin):
 
     def _update_with_batch(self, batch: RolloutBatchProtocol) -> IQTrainingStats:
         batch = cast(BatchWithReturnsProtocol, batch)
+        temperature = self.temperature
         loss, residual, diag = self.compute_loss(batch)
         self.optim.step(loss)
         self._update_lagged_network_weights()
+        temperature_loss = self.temperature_schedule.loss(
+            entropy=diag["entropy"], reward=torch.as_tensor(batch.rew).flatten()
+        )
+        if temperature_loss is not None and self.temperature_optim is not None:
+            self.temperature_optim.step(temperature_loss)
         batch.weight = residual.detach().abs()  # new priorities for prioritized buffers
         return IQTrainingStats(
             loss=loss.item(),
@@ -478,6 +629,7 @@ class IQ(OffPolicyAlgorithm[IQPolicy], LaggedNetworkPolyakUpdateAlgorithmMixin):
             value_mean=diag["value"].mean().item(),
             munchausen_mean=diag["munchausen"].mean().item(),
             entropy=diag["entropy"].mean().item(),
+            temperature=temperature,
         )
 
 
@@ -512,11 +664,17 @@ def iq_dp_step(
 
 __all__ = [
     "IQ",
+    "PAPER_TEMPERATURE",
+    "EntropyTargetTemperature",
+    "FixedTemperature",
     "IQPolicy",
     "IQTrainingStats",
+    "RewardScaledTemperature",
+    "Temperature",
     "actions_to_bins",
     "bin_values",
     "bins_to_actions",
     "check_iq_action_space",
     "iq_dp_step",
+    "multicategorical_target_entropy",
 ]

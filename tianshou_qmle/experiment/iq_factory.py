@@ -16,19 +16,29 @@ SAC, the paper's baseline, and the same step size as IQ), where that script uses
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
 from tianshou.algorithm import SAC
 from tianshou.algorithm.algorithm_base import OffPolicyAlgorithm
-from tianshou.algorithm.modelfree.sac import SACPolicy
+from tianshou.algorithm.modelfree.sac import AutoAlpha, SACPolicy
 from tianshou.algorithm.optim import AdamOptimizerFactory
 from tianshou.env import BaseVectorEnv
 from tianshou.utils.net.common import Net
 from tianshou.utils.net.continuous import ContinuousActorProbabilistic, ContinuousCritic
 
-from tianshou_qmle.algorithm.iq import IQ, IQPolicy
+from tianshou_qmle.algorithm.iq import (
+    IQ,
+    PAPER_TEMPERATURE,
+    EntropyTargetTemperature,
+    FixedTemperature,
+    IQPolicy,
+    RewardScaledTemperature,
+    Temperature,
+    multicategorical_target_entropy,
+)
 from tianshou_qmle.experiment.runner import prepare_run, train_with_plain_replay
 from tianshou_qmle.net.iq import POLICY_TYPES, build_iq_network
 
@@ -37,6 +47,19 @@ ALGORITHMS = ("iq", "miq", "sac")
 
 MIQ_DEFAULT_ALPHA = 0.9
 """α of M-IQ in §6."""
+
+TEMPERATURE_SCHEMES = ("fixed", "entropy", "reward")
+"""``--temperature-scheme`` choices (see :func:`build_temperature`)."""
+
+DEFAULT_TEMPERATURE_SCHEME = "entropy"
+"""Provisional until the 100k MuJoCo benchmark of ``benchmarks/README.md`` has chosen (see
+``docs/iq.md``): the scheme that needs no per-task setting by construction."""
+
+DEFAULT_TARGET_ENTROPY_SHARE = 0.5
+"""Half of the multicategorical policy's maximum entropy d·ln n."""
+
+MUNCHAUSEN_CLIP = -1.0
+"""l₀ of M-DQN (Vieillard et al., 2020): the Munchausen term is clipped to α·[l₀, 0]."""
 
 EnvMaker = Callable[..., tuple[gym.Env, BaseVectorEnv, BaseVectorEnv]]
 """``(task, *, seed, num_train_envs, num_test_envs, kind) -> (env, train_envs, test_envs)``."""
@@ -72,9 +95,25 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     agent.add_argument("--updates-per-step", type=float, default=1.0,
                        help="gradient updates per env step")
 
-    iq = parser.add_argument_group("IQ / M-IQ (Vieillard et al. §6 defaults; ignored by --algo sac)")
-    iq.add_argument("--temperature", type=float, default=0.01,
-                    help="τ: scale of the implicit Q = τ ln π + V and of the regularisation (Eq. 1, 2)")
+    iq = parser.add_argument_group(
+        "IQ / M-IQ (Vieillard et al. §6 defaults unless said; ignored by --algo sac)"
+    )
+    iq.add_argument("--temperature-scheme", choices=TEMPERATURE_SCHEMES,
+                    default=DEFAULT_TEMPERATURE_SCHEME,
+                    help="how τ is set: fixed (--temperature; 0.01 is the paper's setting), entropy (ours: "
+                         "τ adapted to hold π's entropy at --target-entropy-share of its maximum, as "
+                         "SAC's α), reward (ours: τ = --temperature-relative × running mean |r|)")
+    iq.add_argument("--temperature", type=float, default=PAPER_TEMPERATURE,
+                    help="τ of the fixed scheme (the paper's 0.01 on MuJoCo)")
+    iq.add_argument("--initial-temperature", type=float, default=1.0,
+                    help="entropy scheme: τ at the start")
+    iq.add_argument("--target-entropy-share", type=float, default=DEFAULT_TARGET_ENTROPY_SHARE,
+                    help="entropy scheme: target entropy as a share of the multicategorical maximum d·ln n")
+    iq.add_argument("--target-entropy", type=float, default=None,
+                    help="entropy scheme: target entropy in nats (overrides the share; None: the share, "
+                         "or -d for the Gaussian policy, as SAC)")
+    iq.add_argument("--temperature-relative", type=float, default=0.1,
+                    help="reward scheme: τ per unit of the running mean |r|")
     iq.add_argument("--alpha", type=float, default=None,
                     help=f"α of M-IQ, in (0, 1); None means {MIQ_DEFAULT_ALPHA} for --algo miq. "
                          f"--algo iq is α = 0 and rejects this flag")
@@ -83,8 +122,11 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     iq.add_argument("--policy-type", choices=POLICY_TYPES, default="multicategorical",
                     help="multicategorical (§4) or gaussian (the §6 ablation)")
     iq.add_argument("--lr", type=float, default=3e-4, help="Adam step size of the single IQ loss")
-    iq.add_argument("--munchausen-clip", type=float, default=None,
-                    help="l₀ < 0 clips τ ln π̄ to [l₀, 0] as M-DQN (-1 there); None follows Eq. 2")
+    iq.add_argument("--munchausen-clip", type=float, default=MUNCHAUSEN_CLIP,
+                    help="l₀ < 0 clips τ ln π̄ to [l₀, 0] as M-DQN does (a departure from Eq. 2, which "
+                         "lets replayed actions under a peaked π̄ add terms of -500)")
+    iq.add_argument("--no-munchausen-clip", dest="munchausen_clip", action="store_const", const=None,
+                    help="Eq. 2 as written: no clip on the Munchausen term")
     iq.add_argument("--max-grad-norm", type=float, default=None,
                     help="clip the IQ gradient norm; None (the paper) does not clip")
     iq.add_argument("--stochastic-eval", action="store_true",
@@ -95,8 +137,11 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
                      help="actor Adam step size (mujoco_sac.py uses 1e-3)")
     sac.add_argument("--sac-critic-lr", type=float, default=3e-4,
                      help="critics' Adam step size (mujoco_sac.py uses 1e-3)")
+    sac.add_argument("--sac-auto-alpha", action=argparse.BooleanOptionalAction, default=True,
+                     help="tune SAC's entropy coefficient towards entropy -dim(A) (Adam 3e-4), as the IQ "
+                          "paper's SAC baseline; --no-sac-auto-alpha fixes it at --sac-alpha")
     sac.add_argument("--sac-alpha", type=float, default=0.2,
-                     help="fixed entropy coefficient (no automatic tuning)")
+                     help="entropy coefficient when not tuned (mujoco_sac.py's 0.2); the start otherwise")
 
 
 def resolve_alpha(args: argparse.Namespace) -> float:
@@ -118,6 +163,22 @@ def algorithm_name(args: argparse.Namespace) -> str:
     return str(args.algo)
 
 
+def build_temperature(args: argparse.Namespace, *, act_dim: int, num_bins: int) -> Temperature:
+    """τ for ``--temperature-scheme``: fixed, entropy-targeting or reward-scaled."""
+    if args.temperature_scheme == "fixed":
+        return FixedTemperature(args.temperature)
+    if args.temperature_scheme == "reward":
+        return RewardScaledTemperature(relative=args.temperature_relative)
+    target = args.target_entropy
+    if target is None:
+        if args.policy_type == "gaussian":
+            target = -float(act_dim)  # SAC's choice for a Gaussian's differential entropy
+        else:
+            target = multicategorical_target_entropy(act_dim=act_dim, num_bins=num_bins,
+                                                     share=args.target_entropy_share)
+    return EntropyTargetTemperature(target_entropy=target, initial=args.initial_temperature)
+
+
 def build_iq(args: argparse.Namespace, env: gym.Env) -> IQ:
     """IQ or M-IQ for ``env``'s spaces (``Box`` or ``Discrete`` actions)."""
     obs_dim = gym.spaces.flatdim(env.observation_space)
@@ -135,14 +196,15 @@ def build_iq(args: argparse.Namespace, env: gym.Env) -> IQ:
         deterministic_eval=not args.stochastic_eval,
     )
     return IQ(
-        policy=policy, optim=AdamOptimizerFactory(lr=args.lr), temperature=args.temperature,
+        policy=policy, optim=AdamOptimizerFactory(lr=args.lr),
+        temperature=build_temperature(args, act_dim=act_dim, num_bins=num_bins),
         alpha=resolve_alpha(args), polyak=args.polyak, gamma=args.gamma,
         munchausen_clip=args.munchausen_clip, max_grad_norm=args.max_grad_norm,
     )
 
 
 def build_sac(args: argparse.Namespace, env: gym.Env) -> SAC:
-    """Tianshou's SAC as in its ``mujoco_sac.py`` (fixed α; learning rates from the flags)."""
+    """Tianshou's SAC as in its ``mujoco_sac.py`` (auto-α by default; learning rates from the flags)."""
     if not isinstance(env.action_space, gym.spaces.Box):
         raise SystemExit(f"--algo sac needs a Box action space, got {env.action_space}")
     obs_dim = gym.spaces.flatdim(env.observation_space)
@@ -164,8 +226,16 @@ def build_sac(args: argparse.Namespace, env: gym.Env) -> SAC:
         policy=policy, policy_optim=AdamOptimizerFactory(lr=args.sac_actor_lr),
         critic=critics[0], critic_optim=AdamOptimizerFactory(lr=args.sac_critic_lr),
         critic2=critics[1], critic2_optim=AdamOptimizerFactory(lr=args.sac_critic_lr),
-        tau=args.polyak, gamma=args.gamma, alpha=float(args.sac_alpha),
+        tau=args.polyak, gamma=args.gamma, alpha=sac_alpha(args, act_dim=act_dim),
     )
+
+
+def sac_alpha(args: argparse.Namespace, *, act_dim: int) -> float | AutoAlpha:
+    """SAC's entropy coefficient: tuned towards entropy -dim(A) (``--sac-auto-alpha``) or fixed."""
+    if not getattr(args, "sac_auto_alpha", False):
+        return float(args.sac_alpha)
+    return AutoAlpha(target_entropy=-float(act_dim), log_alpha=math.log(args.sac_alpha),
+                     optim=AdamOptimizerFactory(lr=3e-4)).to(args.device)
 
 
 def build_algorithm(args: argparse.Namespace, env: gym.Env) -> OffPolicyAlgorithm:
@@ -199,6 +269,7 @@ __all__ = [
     "build_algorithm",
     "build_iq",
     "build_sac",
+    "build_temperature",
     "parse_hidden_sizes",
     "resolve_alpha",
     "run_from_args",
