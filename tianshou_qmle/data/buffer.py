@@ -47,6 +47,25 @@ def with_argmax_prior(batch: RolloutBatchProtocol) -> RolloutBatchProtocol:
     return new_batch  # type: ignore[return-value]
 
 
+def restore_python_scalars(obj: Any) -> None:
+    """Turn the NumPy scalars HDF5 gives back for Python numbers into Python numbers again.
+
+    ``save_hdf5`` stores a Python float such as ``_alpha`` or ``_max_prio`` as a float64 attribute
+    and loads it as ``np.float64``. Under NumPy's promotion rules ``float32_array ** np.float64`` is
+    computed in float64 but ``float32_array ** float`` in float32, so a loaded prioritized buffer
+    would compute slightly different priorities than the one saved, and a resumed run would drift
+    from the uninterrupted one. No attribute of these buffers is an ``np.float64`` or ``np.int64``
+    scalar otherwise.
+    """
+    for name, value in list(vars(obj).items()):
+        if isinstance(value, np.float64):
+            setattr(obj, name, float(value))
+        elif isinstance(value, np.int64):
+            setattr(obj, name, int(value))
+        elif isinstance(value, np.bool_):
+            setattr(obj, name, bool(value))
+
+
 class _FastNullCheckMixin:
     """An O(1) ``hasnull`` for a Tianshou buffer: the answer is kept up to date by ``add``."""
 
@@ -62,6 +81,10 @@ class _FastNullCheckMixin:
         if self._null_seen is False and batch.hasnull():
             self._null_seen = True
         return super().add(batch, buffer_ids)  # type: ignore[misc]
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)  # type: ignore[misc]
+        restore_python_scalars(self)
 
     def hasnull(self) -> bool:
         """Whether any stored transition holds a NaN or None, in O(1).
@@ -154,6 +177,8 @@ class _VectorBufferMixin:
         them back at its storage, or the children's ``done`` (read by ``unfinished_index``) and
         the manager's would drift apart as new transitions arrive."""
         super().__setstate__(state)  # type: ignore[misc]
+        for child in getattr(self, "buffers", []):
+            restore_python_scalars(child)
         if len(self._meta.get_keys()) > 0:  # type: ignore[attr-defined]
             self._set_batch_for_children()  # type: ignore[attr-defined]
 

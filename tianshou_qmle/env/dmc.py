@@ -13,6 +13,7 @@ import numpy as np
 from tianshou.env import BaseVectorEnv, DummyVectorEnv, SubprocVectorEnv
 
 from tianshou_qmle.env.discretize import DiscretizedActions
+from tianshou_qmle.env.resumable import ResumableEpisodes
 
 # dm_control picks a renderer at import; we never render, and without a display the default
 # (glfw) only warns. Users who render can still set MUJOCO_GL themselves.
@@ -92,6 +93,12 @@ def make_vector_env(
     raise ValueError(f"vector env kind must be 'dummy' or 'subproc', got {kind!r}")
 
 
+def resumable_env(make_env: Callable[[], gym.Env]) -> gym.Env:
+    """``make_env()`` wrapped so that checkpoints can resume its episodes (see
+    :mod:`tianshou_qmle.env.resumable`)."""
+    return ResumableEpisodes(make_env())
+
+
 def make_seeded_vector_envs(
     make_env: Callable[[], gym.Env],
     *,
@@ -103,7 +110,9 @@ def make_seeded_vector_envs(
     """Training and test vector envs from one factory, seeded apart from each other.
 
     Training env ``i`` gets seed ``seed + i``; test env ``j`` gets ``seed + 10_000 + j`` so that
-    evaluation episodes never replay training ones.
+    evaluation episodes never replay training ones. Every env is wrapped in
+    :class:`~tianshou_qmle.env.resumable.ResumableEpisodes`, which changes nothing in the episodes
+    but lets a checkpoint resume them.
 
     :return: ``(env, train_envs, test_envs)``, where ``env`` is a single instance for its spaces.
     """
@@ -114,8 +123,9 @@ def make_seeded_vector_envs(
     env = make_env()  # built here first, so a bad task fails in this process, not in a worker
     env.reset(seed=seed)
     env.action_space.seed(seed)
-    train_envs = make_vector_env([make_env] * num_train_envs, kind)
-    test_envs = make_vector_env([make_env] * num_test_envs, kind)
+    make_resumable = functools.partial(resumable_env, make_env)
+    train_envs = make_vector_env([make_resumable] * num_train_envs, kind)
+    test_envs = make_vector_env([make_resumable] * num_test_envs, kind)
     train_envs.seed([seed + i for i in range(num_train_envs)])
     test_envs.seed([seed + 10_000 + j for j in range(num_test_envs)])
     return env, train_envs, test_envs

@@ -1,63 +1,106 @@
-"""The run harness shared by the examples: common flags, warm-up, training, checkpoints, evaluation
-and the one-line / JSON summary. Each example builds its own algorithm and buffer and hands them here.
+"""The run harness shared by the examples: common flags, warm-up, training, checkpoints, evaluation,
+resuming, and the one-line / JSON summary. Each example builds its own algorithm and buffer and hands
+them here.
+
+Training runs in epochs that end at multiples of ``--epoch-steps`` env steps (warm-up included) and
+at ``--total-steps``. Each epoch is one epoch of Tianshou's ``OffPolicyTrainer`` over the same
+collectors, buffer and logger, followed by a greedy evaluation (``--test-episodes``) and a
+resumable checkpoint (:mod:`tianshou_qmle.experiment.resume`). ``--resume`` continues a killed run
+from its last checkpoint without a second warm-up.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tianshou.algorithm.algorithm_base import OffPolicyAlgorithm
 from tianshou.data import Collector, ReplayBuffer
 from tianshou.env import BaseVectorEnv
-from tianshou.trainer import OffPolicyTrainerParams
+from tianshou.trainer import OffPolicyTrainer, OffPolicyTrainerParams
 from tianshou.utils import TensorboardLogger
 from torch.utils.tensorboard import SummaryWriter
 
 from tianshou_qmle.data.buffer import FastNullCheckVectorReplayBuffer
-from tianshou_qmle.utils import evaluate, save_checkpoint, seed_everything
+from tianshou_qmle.experiment import resume
+from tianshou_qmle.utils import (
+    check_checkpoint_fits,
+    evaluate,
+    read_checkpoint,
+    save_checkpoint,
+    seed_everything,
+)
 
 SUMMARY_KEYS = (
     "task", "algorithm", "seed", "env_steps", "eval_return_mean", "eval_return_std", "wall_seconds",
-    "env_steps_per_second", "gradient_updates_per_second",
+    "env_steps_per_second", "gradient_updates_per_second", "gradient_steps",
 )
 """The fields every example's ``--summary-json`` holds (more may follow)."""
+
+RESUME_LATEST = "latest"
+"""``--resume`` without a path: the run's own checkpoint."""
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Show defaults and keep the description's line breaks."""
 
 
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type`` accepting integers ≥ ``minimum`` (argparse names the flag in errors)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer ≥ {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer ≥ {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer ≥ {minimum}"
+    return parse
+
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
+
+
 def add_run_arguments(
     parser: argparse.ArgumentParser, *, task: str, total_steps: int, warmup: int = 1000
 ) -> None:
-    """Flags every example shares: task, budget, seed, device, threads, logging and evaluation."""
+    """Flags every example shares: task, budget, seed, device, threads, logging, evaluation, resume."""
     run = parser.add_argument_group("run")
     run.add_argument("--task", default=task, help="environment task")
-    run.add_argument("--total-steps", type=int, default=total_steps,
+    run.add_argument("--total-steps", type=positive_int, default=total_steps,
                      help="env steps in total, warm-up included (rounded up to whole collect steps)")
-    run.add_argument("--warmup", type=int, default=warmup, help="uniformly random steps before learning")
+    run.add_argument("--warmup", type=non_negative_int, default=warmup,
+                     help="uniformly random steps before learning")
     run.add_argument("--seed", type=int, default=0, help="seeds envs, networks, sampling and exploration")
     run.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    run.add_argument("--threads", type=int, default=1,
+    run.add_argument("--threads", type=positive_int, default=1,
                      help="torch intra-op threads (1 is fastest when other work shares the CPU)")
     run.add_argument("--logdir", default="log", help="TensorBoard and checkpoint root")
     run.add_argument("--checkpoint", default=None,
                      help="checkpoint path; None means LOGDIR/TASK/ALGO/seed_SEED/checkpoint.pt")
+    run.add_argument("--resume", nargs="?", const=RESUME_LATEST, default=None, metavar="CHECKPOINT",
+                     help="continue a killed run from its last checkpoint (the --checkpoint path), or "
+                          "from CHECKPOINT; no second warm-up, TensorBoard curves continue")
     run.add_argument("--summary-json", default=None, help="also write the final summary here")
-    run.add_argument("--epoch-steps", type=int, default=10_000,
-                     help="about this many env steps between evaluations, test logs and checkpoints")
-    run.add_argument("--test-episodes", type=int, default=5, help="evaluation episodes after each epoch")
-    run.add_argument("--eval-episodes", type=int, default=10, help="greedy evaluation episodes at the end")
-    run.add_argument("--num-train-envs", type=int, default=1, help="parallel training envs")
-    run.add_argument("--num-test-envs", type=int, default=5, help="parallel evaluation envs")
+    run.add_argument("--epoch-steps", type=positive_int, default=10_000,
+                     help="epochs end at multiples of this many env steps (warm-up included): an "
+                          "evaluation, test logs and a checkpoint each")
+    run.add_argument("--test-episodes", type=positive_int, default=5,
+                     help="evaluation episodes after each epoch")
+    run.add_argument("--eval-episodes", type=positive_int, default=10,
+                     help="greedy evaluation episodes at the end")
+    run.add_argument("--num-train-envs", type=positive_int, default=1, help="parallel training envs")
+    run.add_argument("--num-test-envs", type=positive_int, default=5, help="parallel evaluation envs")
     run.add_argument("--vector-env", choices=["dummy", "subproc"], default="dummy",
                      help="Tianshou vector env class for both training and test envs")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -84,6 +127,184 @@ class Schedule:
     batch_size: int
 
 
+class GradientCountingTrainer(OffPolicyTrainer):
+    """Tianshou's ``OffPolicyTrainer`` that counts its gradient steps.
+
+    Tianshou's ``update_step`` counts training steps (a collect and its updates), so a run with 2
+    env steps per collect and 1 update per env step makes twice as many gradient steps as it
+    reports; ``gradient_steps`` counts each ``algorithm.update`` call.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gradient_steps = 0
+
+    def _sample_and_update(self, buffer: ReplayBuffer) -> Any:
+        self.gradient_steps += 1
+        return super()._sample_and_update(buffer)
+
+
+class ResumableLogger(TensorboardLogger):
+    """A ``TensorboardLogger`` whose ``restore_data`` returns the run's own counters, so that each
+    epoch's trainer (and a resumed run's) continues the epoch, env-step and update-step counts and
+    the TensorBoard curves instead of starting at 0."""
+
+    def __init__(self, writer: SummaryWriter) -> None:
+        # save_interval=1: Tianshou calls save_checkpoint_fn only when the logger has one
+        super().__init__(writer, training_interval=1000, update_interval=100, save_interval=1)
+        self.counters = (0, 0, 0)
+
+    def restore_data(self) -> tuple[int, int, int]:
+        epoch, env_step, update_step = self.counters
+        self.last_save_step = self.last_log_test_step = epoch
+        self.last_log_update_step = update_step
+        self.last_log_train_step = env_step
+        return epoch, env_step, update_step
+
+
+def epoch_ends(start: int, total: int, epoch_steps: int) -> list[int]:
+    """Env steps at which epochs end after ``start``: multiples of ``epoch_steps``, then ``total``.
+
+    >>> epoch_ends(1000, 25_000, 10_000)
+    [10000, 20000, 25000]
+    """
+    ends = list(range((start // epoch_steps + 1) * epoch_steps, total, epoch_steps))
+    return [*ends, total] if start < total else []
+
+
+def resume_path(args: argparse.Namespace, checkpoint_path: Path) -> Path | None:
+    """The checkpoint ``--resume`` points at (None without ``--resume``)."""
+    if args.resume is None:
+        return None
+    path = checkpoint_path if args.resume == RESUME_LATEST else Path(args.resume)
+    if not path.is_file():
+        raise SystemExit(f"--resume: no checkpoint at {path} (is --logdir, --task, --seed or "
+                         f"--checkpoint the same as for the run to resume?)")
+    return path
+
+
+def load_resume_state(
+    algorithm: OffPolicyAlgorithm, buffer: ReplayBuffer, path: Path
+) -> tuple[dict[str, Any], ReplayBuffer]:
+    """Read and check everything of a checkpoint before loading any of it; then load it.
+
+    :return: the checkpoint's ``run`` entry and the replay buffer read from its file.
+    :raises SystemExit: with the reason, when the checkpoint cannot be resumed into this run.
+    """
+    try:
+        payload = read_checkpoint(path)
+        check_checkpoint_fits(algorithm, payload, path=path)
+        run = payload.get("run")
+        if run is None:
+            raise ValueError(f"{path} holds weights but no run state (it was not written by a run of "
+                             f"this version); load it with tianshou_qmle.utils.load_checkpoint instead")
+        replay = resume.read_replay(buffer, path.parent / run["replay_file"])
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"--resume: {err}") from err
+    algorithm.load_state_dict(payload["algorithm"])
+    for name, value in payload.get("plain_counters", {}).items():
+        setattr(algorithm, name, value)
+    return run, replay
+
+
+def end_interrupted_episodes(buffer: ReplayBuffer, records: list[dict[str, Any]] | None) -> None:
+    """Mark the last stored transition of each env that was mid-episode at the checkpoint as
+    truncated, so that n-step returns never bridge the interrupted episode and the restarted one."""
+    if not resume.mid_episode(records) or len(buffer) == 0:
+        return
+    last = np.atleast_1d(buffer.last_index)
+    for i, record in enumerate(records or []):
+        if record["steps_in_episode"] > 0 and i < len(last):
+            buffer.truncated[last[i]] = True
+            buffer.done[last[i]] = True
+
+
+def write_test_data(logger: TensorboardLogger, returns: np.ndarray, env_step: int) -> None:
+    logger.write("test/env_step", env_step, {
+        "test/returns_stat/mean": float(returns.mean()), "test/returns_stat/std": float(returns.std()),
+        "test/n_collected_episodes": len(returns),
+    })
+
+
+@dataclass(kw_only=True)
+class Progress:
+    """Where a run is: the counters a checkpoint keeps, and what this process has done."""
+
+    env_step: int
+    """Env steps so far, warm-up included."""
+    gradient_steps: int = 0
+    epoch: int = 0
+    trainer_env_step: int = 0
+    """Env steps since the warm-up (Tianshou's trainer and logger count these)."""
+    trainer_update_step: int = 0
+    """Tianshou's update steps (training steps: one collect and its updates)."""
+    learning_seconds: float = 0.0
+    learned_here: int = 0
+    updates_here: int = 0
+
+    @classmethod
+    def from_run_state(cls, run: dict[str, Any]) -> Progress:
+        return cls(env_step=run["env_step"], gradient_steps=run["gradient_step"], epoch=run["epoch"],
+                   trainer_env_step=run["trainer_env_step"], trainer_update_step=run["trainer_update_step"])
+
+
+def restore_collectors(
+    run: dict[str, Any], *, buffer: ReplayBuffer, train_collector: Collector, test_collector: Collector
+) -> None:
+    """Put environments, buffer sampler and random generators back as the checkpoint left them."""
+    end_interrupted_episodes(buffer, run["train_envs"])
+    resume.request_env_replay(train_collector.env, run["train_envs"])
+    resume.request_env_replay(test_collector.env, run["test_envs"])
+    train_collector.reset(reset_buffer=False)
+    test_collector.reset()
+    resume.restore_global_rng(run["rng"])
+    resume.restore_buffer_rng(buffer, run["buffer_rng"])
+
+
+def train_epoch(
+    progress: Progress, *, epoch_end: int, algorithm: OffPolicyAlgorithm, collector: Collector,
+    schedule: Schedule, logger: ResumableLogger, training_fn: Callable[[int, int], None] | None,
+    show_progress: bool,
+) -> None:
+    """One epoch of Tianshou's trainer up to env step ``epoch_end``; advances ``progress``."""
+    logger.counters = (progress.epoch, progress.trainer_env_step, progress.trainer_update_step)
+    trainer = GradientCountingTrainer(algorithm=algorithm, params=OffPolicyTrainerParams(
+        training_collector=collector, test_collector=None, max_epochs=progress.epoch + 1,
+        epoch_num_steps=epoch_end - progress.env_step,
+        collection_step_num_env_steps=schedule.env_steps_per_collect,
+        update_step_num_gradient_steps_per_sample=schedule.updates_per_env_step,
+        batch_size=schedule.batch_size, logger=logger, resume_from_log=True,
+        training_fn=training_fn, show_progress=show_progress, verbose=False,
+    ))
+    before, tic = collector.collect_step, time.perf_counter()
+    info = trainer.run(reset_collectors=False)
+    progress.learning_seconds += time.perf_counter() - tic
+    steps = collector.collect_step - before
+    progress.env_step += steps
+    progress.learned_here += steps
+    progress.trainer_env_step += steps
+    progress.gradient_steps += trainer.gradient_steps
+    progress.updates_here += trainer.gradient_steps
+    progress.trainer_update_step = info.update_step
+    progress.epoch += 1
+
+
+def checkpoint_epoch(
+    progress: Progress, *, path: Path, seed: int, algorithm: OffPolicyAlgorithm, buffer: ReplayBuffer,
+    train_envs: BaseVectorEnv, test_envs: BaseVectorEnv,
+) -> None:
+    """The replay file first, then the checkpoint naming it, then the older replay files go."""
+    replay_file = resume.write_replay(buffer, path.parent, epoch=progress.epoch)
+    run = resume.run_state(
+        epoch=progress.epoch, env_step=progress.env_step, gradient_step=progress.gradient_steps,
+        trainer_env_step=progress.trainer_env_step, trainer_update_step=progress.trainer_update_step,
+        buffer=buffer, train_envs=train_envs, test_envs=test_envs, replay_file=replay_file,
+    )
+    save_checkpoint(algorithm, path, epoch=progress.epoch, env_step=progress.env_step,
+                    gradient_step=progress.gradient_steps, seed=seed, run=run)
+    resume.remove_leftovers(path.parent, keep=replay_file)
+
+
 def train_and_evaluate(
     *,
     args: argparse.Namespace,
@@ -95,78 +316,88 @@ def train_and_evaluate(
     schedule: Schedule,
     training_fn: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Warm up, train with Tianshou's OffPolicyTrainer, checkpoint, evaluate and summarise.
+    """Warm up (or resume), train epoch by epoch with Tianshou's OffPolicyTrainer, evaluate,
+    checkpoint, and summarise.
 
     ``training_fn(epoch, env_step)`` is Tianshou's hook before every collect step (e.g. a
-    curriculum switch).
+    curriculum switch); ``env_step`` counts from the end of the warm-up.
 
-    Checkpoints (``algorithm.state_dict()``, written atomically) go out after every epoch and at
-    the end. The summary is printed as one line, written to ``--summary-json`` if given, and
-    returned; it holds :data:`SUMMARY_KEYS`.
+    After every epoch: a greedy evaluation over ``--test-episodes`` (logged as ``test/...``) and a
+    resumable checkpoint (the weights in ``checkpoint.pt``, the buffer in ``replay-EPOCH.h5``). The
+    summary is printed as one line, written to ``--summary-json`` if given, and returned; it holds
+    :data:`SUMMARY_KEYS`.
     """
     run_dir = Path(args.logdir) / args.task / algo_name / f"seed_{args.seed}"
     checkpoint_path = Path(args.checkpoint) if args.checkpoint else run_dir / "checkpoint.pt"
+    from_checkpoint = resume_path(args, checkpoint_path)
+    run = None
+    if from_checkpoint is not None:
+        run, buffer = load_resume_state(algorithm, buffer, from_checkpoint)
+    resume.remove_leftovers(checkpoint_path.parent, keep=run["replay_file"] if run else None)
+
     train_collector = Collector(algorithm, train_envs, buffer, exploration_noise=True)
     test_collector = Collector(algorithm, test_envs)
-    train_collector.reset()
-    test_collector.reset()
-
     writer = SummaryWriter(str(run_dir))
     writer.add_text("args", json.dumps(vars(args), default=str))
-    # save_interval=1: Tianshou calls save_checkpoint_fn only when the logger has one
-    logger = TensorboardLogger(writer, training_interval=1000, update_interval=100, save_interval=1)
+    logger = ResumableLogger(writer)
 
     start = time.perf_counter()
-    train_collector.collect(n_step=args.warmup, random=True)
-    learn_steps = args.total_steps - args.warmup
-    epochs = math.ceil(learn_steps / args.epoch_steps)
+    if run is None:
+        train_collector.reset()
+        test_collector.reset()
+        train_collector.collect(n_step=args.warmup, random=True)
+        progress = Progress(env_step=args.warmup)
+    else:
+        restore_collectors(run, buffer=buffer, train_collector=train_collector, test_collector=test_collector)
+        progress = Progress.from_run_state(run)
+        print(f"[{algo_name}] resuming {from_checkpoint} at env step {progress.env_step} "
+              f"(epoch {progress.epoch})")
 
-    def save_each_epoch(epoch: int, env_step: int, gradient_step: int) -> str:
-        return str(save_checkpoint(algorithm, checkpoint_path, epoch=epoch, env_step=env_step,
-                                   gradient_step=gradient_step, seed=args.seed))
-
-    trainer = algorithm.create_trainer(
-        OffPolicyTrainerParams(
-            training_collector=train_collector,
-            test_collector=test_collector,
-            max_epochs=epochs,
-            # equal epochs adding up to the budget (over by < 1 step per epoch, plus collect rounding)
-            epoch_num_steps=math.ceil(learn_steps / epochs),
-            collection_step_num_env_steps=schedule.env_steps_per_collect,
-            update_step_num_gradient_steps_per_sample=schedule.updates_per_env_step,
-            batch_size=schedule.batch_size,
-            test_step_num_episodes=args.test_episodes,
-            logger=logger,
-            save_checkpoint_fn=save_each_epoch,
-            training_fn=training_fn,
-            show_progress=not args.no_progress,
-            verbose=not args.no_progress,
-        )
-    )
-    info = trainer.run(reset_collectors=False)
-    train_seconds = time.perf_counter() - start
-    env_steps = info.train_step  # the collector's count, warm-up included
-    save_checkpoint(algorithm, checkpoint_path, env_step=env_steps,
-                    gradient_step=info.update_step, seed=args.seed)
+    for epoch_end in epoch_ends(progress.env_step, args.total_steps, args.epoch_steps):
+        train_epoch(progress, epoch_end=epoch_end, algorithm=algorithm, collector=train_collector,
+                    schedule=schedule, logger=logger, training_fn=training_fn,
+                    show_progress=not args.no_progress)
+        returns = evaluate(algorithm, test_collector, args.test_episodes)
+        write_test_data(logger, returns, progress.trainer_env_step)
+        writer.flush()
+        if not args.no_progress:
+            print(f"Epoch #{progress.epoch}: env step {progress.env_step}, "
+                  f"test return {returns.mean():.1f} ± {returns.std():.1f}")
+        checkpoint_epoch(progress, path=checkpoint_path, seed=args.seed, algorithm=algorithm,
+                         buffer=buffer, train_envs=train_envs, test_envs=test_envs)
 
     returns = evaluate(algorithm, test_collector, args.eval_episodes)
-    wall = time.perf_counter() - start
-    learning_seconds = max(info.timing.total_time - info.timing.test_time, 1e-9)
+    summary = summarise(args, algo_name=algo_name, progress=progress, returns=returns,
+                        wall=time.perf_counter() - start, checkpoint_path=checkpoint_path,
+                        resumed_from=from_checkpoint)
+    writer.close()
+    train_envs.close()
+    test_envs.close()
+    return summary
+
+
+def summarise(
+    args: argparse.Namespace, *, algo_name: str, progress: Progress, returns: np.ndarray, wall: float,
+    checkpoint_path: Path, resumed_from: Path | None,
+) -> dict[str, Any]:
+    """The run's summary (:data:`SUMMARY_KEYS` and more): printed, written to ``--summary-json``."""
+    learning_seconds = max(progress.learning_seconds, 1e-9)
     summary: dict[str, Any] = {
         "task": args.task,
         "algorithm": algo_name,
         "seed": args.seed,
-        "env_steps": int(env_steps),
+        "env_steps": int(progress.env_step),
         "eval_return_mean": float(returns.mean()),
         "eval_return_std": float(returns.std()),
         "wall_seconds": round(wall, 2),
-        "env_steps_per_second": round((env_steps - args.warmup) / learning_seconds, 2),
-        "gradient_updates_per_second": round(info.update_step / learning_seconds, 2),
+        "env_steps_per_second": round(progress.learned_here / learning_seconds, 2),
+        "gradient_updates_per_second": round(progress.updates_here / learning_seconds, 2),
+        "gradient_steps": int(progress.gradient_steps),
         "checkpoint": str(checkpoint_path),
-        "train_seconds": round(train_seconds, 2),
+        "resumed_from": str(resumed_from) if resumed_from else None,
     }
     print(
-        f"[{algo_name}] {args.task} seed={args.seed} steps={env_steps} "
+        f"[{algo_name}] {args.task} seed={args.seed} steps={progress.env_step} "
         f"eval_return={summary['eval_return_mean']:.1f}±{summary['eval_return_std']:.1f} "
         f"({args.eval_episodes} episodes) wall={wall:.0f}s "
         f"env_steps/s={summary['env_steps_per_second']} "
@@ -175,9 +406,6 @@ def train_and_evaluate(
     if args.summary_json:
         Path(args.summary_json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.summary_json).write_text(json.dumps(summary, indent=2))
-    writer.close()
-    train_envs.close()
-    test_envs.close()
     return summary
 
 
