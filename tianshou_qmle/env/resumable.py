@@ -100,5 +100,11 @@ class ResumableEpisodes(gym.Wrapper):
         state["steps_in_episode"] += 1
         return self.env.step(action)
 
+    @property
+    def tianshou_qmle_resume_state(self) -> dict[str, Any]:
+        """The record, also on the wrapper: Tianshou's subprocess workers read attributes of the
+        env they hold, its in-process workers those of ``env.unwrapped``."""
+        return getattr(self.env.unwrapped, RESUME_STATE)
+
 
 __all__ = ["RESUME_REQUEST", "RESUME_STATE", "ResumableEpisodes", "RngState", "capture_rng", "restore_rng"]
