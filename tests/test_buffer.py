@@ -4,6 +4,7 @@ import pytest
 import torch
 from tianshou.data import Batch, Collector
 from tianshou.env import DummyVectorEnv
+from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
 
 from tianshou_qmle.data.buffer import (
     ARGMAX_PRIOR_KEY,
@@ -168,11 +169,61 @@ def test_same_seed_samples_same_indices_and_different_seeds_differ():
     assert not np.array_equal(indices(3), indices(4))
 
 
-def test_bad_sizes_raise():
+def test_bad_sizes_raise_naming_what_the_user_passed():
     with pytest.raises(ValueError, match="buffer_num"):
         ArgmaxPriorVectorReplayBuffer(10, 0)
-    with pytest.raises(ValueError, match="total_size"):
+    with pytest.raises(ValueError, match=r"the buffer size \(2\) must be at least the number of"):
         PrioritizedArgmaxPriorVectorReplayBuffer(2, 3)
+    with pytest.raises(ValueError, match=r"size must be an integer ≥ num_envs \(3\).*got 2"):
+        make_replay_buffer(size=2, num_envs=3)
+    with pytest.raises(ValueError, match="num_envs must be an integer ≥ 1, got 0"):
+        make_replay_buffer(size=10, num_envs=0)
+
+
+@pytest.mark.parametrize(("space", "good", "bad", "message"), [
+    (gym.spaces.Box(-2.0, 2.0, (2,)), [[0.5, -1.0]], [[2.0, 0.0]], r"normalised box \[-1, 1\]\^2"),
+    (gym.spaces.Box(-2.0, 2.0, (2,)), [[0.5, -1.0]], [[0.5, 0.5, 0.5]], "must have 2 values"),
+    (gym.spaces.MultiDiscrete([3, 3]), [[0.0, 1.0]], [[1.5, 0.0]], r"normalised box \[-1, 1\]\^2"),
+    (gym.spaces.Discrete(5), [[4.0]], [[5.0]], "item indices 0 … 4"),
+    (gym.spaces.Discrete(5), [[4.0]], [[1.5]], "item indices 0 … 4"),
+])
+def test_actions_outside_the_spaces_convention_are_refused(space, good, bad, message):
+    buf = make_replay_buffer(size=10, num_envs=1, action_space=space, prioritized=False)
+
+    def transition(act):
+        return Batch(obs=np.zeros((1, 3)), act=np.asarray(act, dtype=np.float32), rew=np.zeros(1),
+                     terminated=np.zeros(1, bool), truncated=np.zeros(1, bool), obs_next=np.zeros((1, 3)),
+                     info=[{}])
+
+    buf.add(transition(good))
+    with pytest.raises(ValueError, match=message):
+        buf.add(transition(bad))
+    assert len(buf) == 1  # nothing of the refused transition was stored
+
+
+def test_update_on_an_empty_buffer_is_refused_and_an_oversized_batch_warns():
+    algo = make_qmle()
+    buf = make_replay_buffer(size=10, num_envs=1)
+    with pytest.raises(ValueError, match="cannot update from an empty replay buffer"):
+        algo.update(buf, 8)
+    buf.add(Batch(obs=np.zeros((1, 3)), act=np.zeros((1, 1), dtype=np.float32), rew=np.zeros(1),
+                  terminated=np.zeros(1, bool), truncated=np.zeros(1, bool), obs_next=np.zeros((1, 3)),
+                  info=[{}]))
+    with policy_within_training_step(algo.policy), torch_train_mode(algo.policy), \
+            pytest.warns(UserWarning, match="a batch of 8 from a buffer of 1 transitions repeats them"):
+        algo.update(buf, 8)
+
+
+def test_ignore_obs_next_halves_the_observation_storage():
+    full = make_replay_buffer(size=100, num_envs=1)
+    lean = make_replay_buffer(size=100, num_envs=1, ignore_obs_next=True)
+    for buf in (full, lean):
+        for i in range(5):
+            buf.add(Batch(obs=np.full((1, 3), i), act=np.zeros((1, 1), dtype=np.float32), rew=np.zeros(1),
+                          terminated=np.zeros(1, bool), truncated=np.zeros(1, bool),
+                          obs_next=np.full((1, 3), i + 1), info=[{}]))
+    assert "obs_next" in full._meta.get_keys() and "obs_next" not in lean._meta.get_keys()
+    np.testing.assert_array_equal(lean[np.arange(4)].obs_next, full[np.arange(4)].obs_next)
 
 
 @pytest.mark.parametrize(("num_envs", "prioritized"), CASES)

@@ -86,7 +86,7 @@ def test_harness_entries_use_the_presets_of_the_example():
     assert agent.algorithm.m_target == 11 and agent.algorithm.policy.uniform_grid_share == 0.5
     assert agent.algorithm.policy.m_greedy == presets.EFFICIENT.values["m_greedy"]
     for bad, message in (("qmle+m-targt=3", "no flag --m-targt"), ("td3+lr=1", "unknown algorithm"),
-                         ("qmle+m-target=x", "invalid int value")):
+                         ("qmle+m-target=x", "expected an integer ≥ 1")):
         with pytest.raises(ValueError, match=message):
             entry_for(bad)
 

@@ -58,9 +58,10 @@ from tianshou.data.types import (
 )
 from torch import nn
 
-from tianshou_qmle.algorithm.qmle import check_finite_observations, next_observations
+from tianshou_qmle.algorithm.qmle import next_observations
 from tianshou_qmle.net.action_codec import check_flat_bounded_box
 from tianshou_qmle.net.iq import GaussianActor, IQActor, IQNetwork, MultiCategoricalActor
+from tianshou_qmle.validation import CheckedUpdateMixin, check_observation_batch
 
 SUPPORTED_ACTION_SPACES = "gymnasium.spaces.Box (flat, finite bounds) and gymnasium.spaces.Discrete"
 
@@ -204,13 +205,13 @@ class IQPolicy(Policy):
         return actor.num_bins if isinstance(actor, MultiCategoricalActor) else None
 
     def observation_tensor(self, obs: Any) -> torch.Tensor:
-        """Observations as a finite ``[B, obs_dim]`` tensor in the model's dtype and device."""
+        """A batch of observations as a finite ``[B, obs_dim]`` tensor in the model's dtype and
+        device; a ``ValueError`` for an unbatched observation, another width, or NaN/inf."""
         if isinstance(obs, torch.Tensor):
             obs_t = obs.to(device=self.model.device, dtype=self.model.dtype)
         else:
             obs_t = torch.as_tensor(np.asarray(obs), device=self.model.device, dtype=self.model.dtype)
-        check_finite_observations(obs_t)
-        return obs_t.reshape(obs_t.shape[0], -1)
+        return check_observation_batch(obs_t, self.model.obs_dim)
 
     def action_representation(self, act: Any) -> torch.Tensor:
         """Stored actions (the buffer's ``act``) → what the actor's ``log_prob`` takes.
@@ -409,7 +410,7 @@ class IQTrainingStats(TrainingStats):
     """τ used in this update (before the temperature's own update)."""
 
 
-class IQ(OffPolicyAlgorithm[IQPolicy], LaggedNetworkPolyakUpdateAlgorithmMixin):
+class IQ(CheckedUpdateMixin, OffPolicyAlgorithm[IQPolicy], LaggedNetworkPolyakUpdateAlgorithmMixin):
     """Implicit Q-values: one loss (Eq. 2) for a policy and a value network, with target copies.
 
     Each update samples a batch of transitions (s_t, a_t, r_t, s_{t+1}) and

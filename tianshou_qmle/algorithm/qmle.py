@@ -58,6 +58,7 @@ from tianshou_qmle.search.proposals import (
     validate_ratios,
 )
 from tianshou_qmle.utils import has_native_bf16
+from tianshou_qmle.validation import CheckedUpdateMixin, check_observation_batch
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +111,6 @@ def check_budget_covers_ratios(m: int, ratios: Sequence[float], *, name: str) ->
         proposal_counts(m, ratios)
     except ValueError as err:
         raise ValueError(f"{name}={m} is too small for proposal_ratios={tuple(ratios)}: {err}") from err
-
-
-def check_finite_observations(obs: torch.Tensor) -> None:
-    if not bool(torch.isfinite(obs).all()):
-        bad = (~torch.isfinite(obs)).nonzero()[:3].tolist()
-        raise ValueError(
-            f"observations must be finite, but got NaN or inf at (row, column) {bad}; "
-            f"check the environment or its observation wrappers"
-        )
 
 
 def next_observations(buffer: ReplayBuffer, indices: np.ndarray) -> np.ndarray:
@@ -269,10 +261,9 @@ class QMLEPolicy(Policy):
         self.eps_inference = self._check_eps(eps, "eps_inference")
 
     def observation_tensor(self, obs: Any) -> torch.Tensor:
-        """Observations as a finite float32 tensor on the model's device."""
-        obs_t = as_float_tensor(obs, self.model.device)
-        check_finite_observations(obs_t)
-        return obs_t.reshape(obs_t.shape[0], -1)
+        """A batch of observations as a finite float32 ``[batch, obs_dim]`` tensor on the model's
+        device; a ``ValueError`` for an unbatched observation, another width, or NaN/inf."""
+        return check_observation_batch(as_float_tensor(obs, self.model.device), self.model.critic.obs_dim)
 
     def greedy_actions(self, obs: Any, m: int | None = None) -> torch.Tensor:
         """The approximate arg max action for each observation, ``[batch, d]`` in [-1, 1].
@@ -346,7 +337,7 @@ class QMLETrainingStats(TrainingStats):
     """Share of next states whose stored prior stayed the best candidate (amortisation at work)."""
 
 
-class QMLE(OffPolicyAlgorithm[QMLEPolicy], LaggedNetworkFullUpdateAlgorithmMixin):
+class QMLE(CheckedUpdateMixin, OffPolicyAlgorithm[QMLEPolicy], LaggedNetworkFullUpdateAlgorithmMixin):
     """Q-learning with maximum likelihood estimation: Algorithm 1 (App. A) with the App. B agent.
 
     Each update:

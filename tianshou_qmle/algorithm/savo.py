@@ -61,6 +61,7 @@ from tianshou_qmle.net.savo import (
     reinitialise,
 )
 from tianshou_qmle.search.nearest import NearestNeighbourIndex
+from tianshou_qmle.validation import CheckedUpdateMixin, check_observation_batch
 
 
 def surrogate_targets(q_at_action: torch.Tensor, q_of_previous_proposals: torch.Tensor) -> torch.Tensor:
@@ -303,10 +304,13 @@ class SAVOPolicy(Policy):
         return NearestNeighbourIndex(self.action_embeddings, max_chunk_bytes=NEAREST_CHUNK_BYTES)
 
     def observation_tensor(self, obs: Any) -> torch.Tensor:
-        obs_t = as_observation_tensor(obs, self.device)
-        if not bool(torch.isfinite(obs_t).all()):
-            raise ValueError("observations must be finite; got NaN or inf from the environment")
-        return obs_t
+        """A batch of observations as a finite float32 ``[B, obs_dim]`` tensor; a ``ValueError``
+        for an unbatched observation, another width, or NaN/inf."""
+        if isinstance(obs, torch.Tensor):
+            obs_t = obs.to(device=self.device, dtype=torch.float32)
+        else:
+            obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+        return check_observation_batch(obs_t, self.actor.obs_dim)
 
     def proposal_representation(self, u: torch.Tensor) -> torch.Tensor:
         """Actor outputs u ∈ [-1, 1]^d → Box: u itself; Discrete: proto-actions in the embeddings' box."""
@@ -437,7 +441,7 @@ class SAVOTrainingStats(TrainingStats):
     """Share of states where the maximizer picks a successive actor's proposal rather than μ's."""
 
 
-class SAVO(OffPolicyAlgorithm[SAVOPolicy], LaggedNetworkPolyakUpdateAlgorithmMixin):
+class SAVO(CheckedUpdateMixin, OffPolicyAlgorithm[SAVOPolicy], LaggedNetworkPolyakUpdateAlgorithmMixin):
     """SAVO-TD3 (Algorithm 1 with the §4.3 design choices).
 
     Each update, on a replay batch:

@@ -4,6 +4,7 @@ them, the update schedule and the App. E.3 curriculum hook."""
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,7 +23,14 @@ from tianshou_qmle.experiment.presets import (
     PresetArgumentParser,
     qmle_preset,
 )
-from tianshou_qmle.experiment.runner import Schedule
+from tianshou_qmle.experiment.runner import (
+    Schedule,
+    float_in,
+    int_at_least,
+    positive_float,
+    positive_int,
+    unit_interval,
+)
 from tianshou_qmle.net.qmle_net import build_qmle_network
 
 SCORING_DTYPES: dict[str, torch.dtype | str] = {
@@ -46,42 +54,50 @@ def add_qmle_arguments(
     PresetArgumentParser` replaces these defaults by its preset's."""
     t1 = TABLE1_VALUES
     alg = p.add_argument_group("QMLE (defaults: Table 1, or the --preset)")
-    alg.add_argument("--m-target", type=int, default=t1["m_target"],
+    alg.add_argument("--m-target", type=positive_int, default=t1["m_target"],
                      help="fresh candidates per TD target (the stored prior is scored on top)")
-    alg.add_argument("--m-greedy", type=int, default=t1["m_greedy"], help="candidates per action")
+    alg.add_argument("--m-greedy", type=positive_int, default=t1["m_greedy"], help="candidates per action")
     alg.add_argument("--ratios", type=parse_ratios, default=ratios,
                      help="ρ0 uniform, then one per predictor (Box: delta, categorical); sum to 1; "
                           "None: Table 1 for two predictors, (0.9, 0.1) for one")
-    alg.add_argument("--uniform-grid-share", type=float, default=t1["uniform_grid_share"],
+    alg.add_argument("--uniform-grid-share", type=unit_interval, default=t1["uniform_grid_share"],
                      help="share of the uniform samples drawn from the bang-off-bang grid {-1,0,1}^d "
                           "(continuous Box only; 0: the paper, 0.5: the authors' code)")
-    alg.add_argument("--delta-std", type=float, default=t1["delta_std"],
+    alg.add_argument("--delta-std", type=positive_float, default=t1["delta_std"],
                      help="σ of the delta predictor's perturbation samples")
-    alg.add_argument("--num-bins", type=int, default=None,
+    alg.add_argument("--num-bins", type=int_at_least(2), default=None,
                      help="bins per dimension of the categorical predictor; None: 3 (bang-off-bang) "
                           "for Box, the space's own bins for MultiDiscrete")
-    alg.add_argument("--hidden", type=int, default=t1["hidden"], help="stream width (joint block is 2×)")
+    alg.add_argument("--hidden", type=positive_int, default=t1["hidden"],
+                     help="stream width (joint block is 2×)")
     alg.add_argument("--bilinear-head", action=argparse.BooleanOptionalAction, default=False,
                      help="add a state-weighted linear term in the action representation to Q "
                           "(not in the paper's network; helps item embeddings scored by an inner "
                           "product, as in the recommender)")
-    alg.add_argument("--lr", type=float, default=t1["lr"], help="Adam step size for Q and predictors")
-    alg.add_argument("--gamma", type=float, default=t1["gamma"], help="discount factor")
-    alg.add_argument("--n-step", type=int, default=t1["n_step"], help="n-step return horizon (1 = paper)")
-    alg.add_argument("--batch-size", type=int, default=t1["batch_size"], help="replay batch size")
-    alg.add_argument("--update-every", type=int, default=t1["update_every"],
+    alg.add_argument("--lr", type=positive_float, default=t1["lr"],
+                     help="Adam step size for Q and predictors")
+    alg.add_argument("--gamma", type=unit_interval, default=t1["gamma"], help="discount factor")
+    alg.add_argument("--n-step", type=positive_int, default=t1["n_step"],
+                     help="n-step return horizon (1 = paper)")
+    alg.add_argument("--batch-size", type=positive_int, default=t1["batch_size"], help="replay batch size")
+    alg.add_argument("--update-every", type=positive_int, default=t1["update_every"],
                      help="env steps per gradient update (the replay period K)")
-    alg.add_argument("--target-update-env-steps", type=int, default=t1["target_update_env_steps"],
+    alg.add_argument("--target-update-env-steps", type=positive_int, default=t1["target_update_env_steps"],
                      help="N⁻: env steps between hard target copies")
-    alg.add_argument("--buffer-size", type=int, default=t1["buffer_size"], help="replay capacity")
+    alg.add_argument("--buffer-size", type=positive_int, default=t1["buffer_size"],
+                     help="replay capacity (allocated at the first transition: 10⁶ dog-walk "
+                          "transitions take about 3.3 GB; see --ignore-obs-next)")
+    alg.add_argument("--ignore-obs-next", action="store_true",
+                     help="store each observation once (the next one is read from the following slot): "
+                          "nearly halves the buffer's memory")
     alg.add_argument("--no-prior", action="store_true",
                      help="search TD targets without the stored arg max prior (Eq. 16/21 instead of "
                           "Eq. 20; with --ratios 1 0 0 this is App. D.2's ablation without amortisation)")
     alg.add_argument("--uniform-replay", action="store_true", default=t1["uniform_replay"],
                      help="uniform replay (Algorithm 1) instead of prioritized (App. B)")
-    alg.add_argument("--alpha", type=float, default=t1["alpha"], help="priority exponent")
-    alg.add_argument("--beta", type=float, default=t1["beta"], help="importance-sampling exponent")
-    alg.add_argument("--eps", type=float, default=t1["eps"], help="ε of ε-greedy exploration")
+    alg.add_argument("--alpha", type=float_in(0.0, math.inf), default=t1["alpha"], help="priority exponent")
+    alg.add_argument("--beta", type=unit_interval, default=t1["beta"], help="importance-sampling exponent")
+    alg.add_argument("--eps", type=unit_interval, default=t1["eps"], help="ε of ε-greedy exploration")
     alg.add_argument("--scoring-dtype", choices=list(SCORING_DTYPES), default=t1["scoring_dtype"],
                      help="candidate scoring precision; auto: bfloat16 where the device has native "
                           "bf16, else float32; bfloat16 re-scores winners in float32")
@@ -91,8 +107,12 @@ def add_qmle_arguments(
 
 
 def check_qmle_arguments(args: argparse.Namespace) -> None:
+    """Flag combinations no single flag's type can check."""
     if args.target_update_env_steps % args.update_every:
-        raise SystemExit("--target-update-env-steps must be a multiple of --update-every")
+        raise SystemExit(
+            f"--target-update-env-steps ({args.target_update_env_steps}) must be a multiple of "
+            f"--update-every ({args.update_every}): targets are copied after whole updates"
+        )
 
 
 def build_qmle_algorithm(
@@ -126,11 +146,13 @@ def build_qmle_algorithm(
     )
 
 
-def replay_buffer_from_args(args: argparse.Namespace) -> ReplayBuffer:
-    """The arg max prior buffer of the flags: prioritized (App. B) unless ``--uniform-replay``."""
+def replay_buffer_from_args(args: argparse.Namespace, action_space: gym.Space | None = None) -> ReplayBuffer:
+    """The arg max prior buffer of the flags: prioritized (App. B) unless ``--uniform-replay``;
+    with ``action_space``, it refuses actions outside QMLE's convention for that space."""
     return make_replay_buffer(
         size=args.buffer_size, num_envs=args.num_train_envs, prioritized=not args.uniform_replay,
-        alpha=args.alpha, beta=args.beta, seed=args.seed,
+        alpha=args.alpha, beta=args.beta, seed=args.seed, action_space=action_space,
+        ignore_obs_next=bool(getattr(args, "ignore_obs_next", False)),
     )
 
 
@@ -154,7 +176,7 @@ def build_qmle_from_args(
     algorithm = build_qmle_algorithm(
         args, env, action_embeddings=action_embeddings, grid_bins=grid_bins, **network_kwargs
     )
-    return algorithm, replay_buffer_from_args(args), schedule_from_args(args)
+    return algorithm, replay_buffer_from_args(args, env.action_space), schedule_from_args(args)
 
 
 def qmle_parser(**kwargs: Any) -> PresetArgumentParser:
