@@ -11,7 +11,9 @@ torch threads; each (algorithm, task, seed) runs in a process of its own. Writes
                                algorithm; IQM across tasks (rliable, or our bootstrap without it)
   plots/                       curves_TASK.png (mean ± s.e.), curves.png, speed.png, iqm.png
 
-Runs whose JSON exists are skipped, so an interrupted invocation resumes where it stopped.
+Runs whose JSON exists are skipped, so an interrupted invocation resumes where it stopped; each
+run also checkpoints after every evaluation (OUT/checkpoints, deleted once its JSON is written),
+and --resume continues a killed run from there.
 
 Tiers (every preset is overridable by the flags below):
   smoke  1 task, QMLE and TD3, 1 seed, 2000 env steps: a wiring check (about 2 minutes)
@@ -96,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="Ray cluster to join (e.g. auto); None starts a local one")
     execution.add_argument("--out", default=None,
                            help="output folder; None: benchmarks/results/learning/TIER")
+    execution.add_argument("--resume", action="store_true",
+                           help="continue killed runs from their checkpoints (OUT/checkpoints, written "
+                                "after every evaluation) instead of starting them again")
     execution.add_argument("--dry-run", action="store_true",
                            help="print the runs and the estimate; run nothing")
     execution.add_argument("--report-only", action="store_true",
@@ -223,7 +228,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not args.report_only:
         try:
             outcomes = run_all(specs, out=out, workers=workers, use_ray=args.ray,
-                               ray_address=args.ray_address, report=progress(len(specs)))
+                               ray_address=args.ray_address, report=progress(len(specs)),
+                               resume=args.resume)
         except (RayUnavailableError, ProtocolMismatchError) as err:
             raise SystemExit(str(err)) from err
     results = [r for r in (load_result(out, s) for s in specs) if r is not None]

@@ -453,3 +453,49 @@ def test_app_d_ablation_entries_change_only_budgets_ratios_and_prior():
         build_qmle(env=env, seed=0, device="cpu", buffer_size=3000, m_targt=2)
     train_envs.close()
     test_envs.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints and --resume of the harness
+
+
+@pytest.mark.slow
+def test_a_killed_harness_run_resumes_from_its_checkpoint_to_the_same_result(tmp_path):
+    """QMLE's efficient preset on cartpole-swingup, evaluated every 1000 env steps (DMC episodes
+    end there): SIGKILL after the first checkpoint, resume, and compare with an uninterrupted run."""
+    import signal
+    import subprocess
+
+    import torch
+
+    from benchmarks.harness.executor import worker_command, worker_environment
+
+    spec = RunSpec(algorithm="qmle-efficient+m-greedy=16+m-target=8+hidden=16+update-every=4",
+                   task="cartpole-swingup", seed=0, budget=3000, warmup=1000, eval_interval=1000,
+                   eval_episodes=1, threads=1)
+
+    def run(folder, *, kill_at_point=None, resume=False):
+        command = worker_command(spec, folder / "result.json", checkpoint_dir=folder / "ck", resume=resume)
+        proc = subprocess.Popen(command, env=worker_environment(1), cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while kill_at_point is not None and proc.poll() is None:
+            try:
+                checkpoint = torch.load(folder / "ck" / "checkpoint.pt", weights_only=True)
+                if checkpoint["epoch"] >= kill_at_point:
+                    proc.send_signal(signal.SIGKILL)
+            except Exception:  # not written yet, or being replaced
+                pass
+            time.sleep(0.02)
+        return proc.wait(timeout=600)
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert run(whole) == 0
+    assert run(killed, kill_at_point=2) == -signal.SIGKILL
+    assert not (killed / "result.json").exists() and (killed / "ck" / "checkpoint.pt").exists()
+    assert run(killed, resume=True) == 0
+    a, b = (json.loads((f / "result.json").read_text()) for f in (whole, killed))
+    assert [p["returns"] for p in a["curve"]] == [p["returns"] for p in b["curve"]]
+    assert a["gradient_updates"] == b["gradient_updates"] == (3000 - 1000) // 4
+    assert b["timing"]["learning_seconds"] > 0
+    assert b["curve"][-1]["cpu_seconds"] > b["curve"][0]["cpu_seconds"]
+    assert not (killed / "ck").exists()  # removed once the result is written

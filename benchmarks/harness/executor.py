@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness.spec import RunSpec, log_path, result_path
+from benchmarks.harness.spec import RunSpec, checkpoint_path, log_path, result_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,23 +103,34 @@ def worker_environment(threads: int) -> dict[str, str]:
     return env
 
 
-def worker_command(spec: RunSpec, result_file: Path) -> list[str]:
-    return [sys.executable, "-m", "benchmarks.harness.worker", "--spec", spec.to_json(),
-            "--out", str(result_file)]
+def worker_command(
+    spec: RunSpec, result_file: Path, *, checkpoint_dir: Path | None = None, resume: bool = False
+) -> list[str]:
+    command = [sys.executable, "-m", "benchmarks.harness.worker", "--spec", spec.to_json(),
+               "--out", str(result_file)]
+    if checkpoint_dir is not None:
+        command += ["--checkpoint-dir", str(checkpoint_dir), *(["--resume"] if resume else [])]
+    return command
 
 
-def run_process(spec: RunSpec, *, result_file: Path, log_file: Path) -> int:
-    """Run ``spec`` in a new process writing ``result_file``; its output goes to ``log_file``."""
+def run_process(
+    spec: RunSpec, *, result_file: Path, log_file: Path, checkpoint_dir: Path | None = None,
+    resume: bool = False,
+) -> int:
+    """Run ``spec`` in a new process writing ``result_file``; its output goes to ``log_file``
+    (appended to when resuming, so the log keeps both parts)."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("w") as log:
-        proc = subprocess.run(worker_command(spec, result_file), stdout=log, stderr=subprocess.STDOUT,
+    command = worker_command(spec, result_file, checkpoint_dir=checkpoint_dir, resume=resume)
+    with log_file.open("a" if resume else "w") as log:
+        proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
                               env=worker_environment(spec.threads), cwd=ROOT, check=False)
     return proc.returncode
 
 
-def run_local(spec: RunSpec, *, out: Path) -> Outcome:
+def run_local(spec: RunSpec, *, out: Path, resume: bool = False) -> Outcome:
     started = time.perf_counter()
-    code = run_process(spec, result_file=result_path(out, spec), log_file=log_path(out, spec))
+    code = run_process(spec, result_file=result_path(out, spec), log_file=log_path(out, spec),
+                       checkpoint_dir=checkpoint_path(out, spec), resume=resume)
     seconds = time.perf_counter() - started
     if code != 0 or not result_path(out, spec).exists():
         return Outcome(spec=spec, status="failed", seconds=seconds,
@@ -199,8 +210,13 @@ def run_all(
     use_ray: bool = False,
     ray_address: str | None = None,
     report: Callable[[Outcome], None] = lambda outcome: None,
+    resume: bool = False,
 ) -> list[Outcome]:
     """Run every spec whose result is not in ``out`` yet; ``report`` hears of each outcome.
+
+    Local runs checkpoint after every evaluation point under ``OUT/checkpoints``; with ``resume``
+    a run that was killed continues from there instead of starting again (Ray runs do not
+    checkpoint: their processes live in temporary folders on other nodes).
 
     ``workers`` caps the runs at once: local processes, or the CPUs of a local Ray (a Ray cluster
     joined through ``ray_address`` schedules by its own CPUs).
@@ -223,7 +239,7 @@ def run_all(
                                     report=report)
 
     def one(spec: RunSpec) -> Outcome:
-        outcome = run_local(spec, out=out)
+        outcome = run_local(spec, out=out, resume=resume)
         report(outcome)
         return outcome
 

@@ -80,4 +80,9 @@ def log_path(out: Path, spec: RunSpec) -> Path:
     return out / "logs" / spec.task / f"{spec.algorithm}__seed{spec.seed}.log"
 
 
-__all__ = ["RunSpec", "eval_points", "log_path", "result_path"]
+def checkpoint_path(out: Path, spec: RunSpec) -> Path:
+    """``OUT/checkpoints/TASK/ALGORITHM__seedSEED/``: the run's checkpoint until its result exists."""
+    return out / "checkpoints" / spec.task / f"{spec.algorithm}__seed{spec.seed}"
+
+
+__all__ = ["RunSpec", "checkpoint_path", "eval_points", "log_path", "result_path"]
