@@ -24,12 +24,26 @@ and budget. Tasks: InvertedPendulum (default), InvertedDoublePendulum, Hopper, W
 from __future__ import annotations
 
 import argparse
+import math
+from typing import Any
 
 import gymnasium as gym
 from tianshou.env import BaseVectorEnv
 
-from tianshou_qmle.env.restricted import make_restricted_env, make_restricted_vector_envs
-from tianshou_qmle.experiment.runner import HelpFormatter, add_run_arguments
+from tianshou_qmle.env.restricted import (
+    DEFAULT_LAYOUT,
+    SPHERE_LAYOUTS,
+    make_restricted_env,
+    make_restricted_vector_envs,
+)
+from tianshou_qmle.experiment.runner import (
+    HelpFormatter,
+    add_run_arguments,
+    float_in,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from tianshou_qmle.experiment.savo_factory import MUJOCO_DEFAULTS, add_agent_arguments, run_from_args
 
 
@@ -37,16 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     add_run_arguments(p, task="InvertedPendulum", total_steps=100_000, warmup=10_000)
     add_agent_arguments(p, defaults=MUJOCO_DEFAULTS, with_td3=True)
-    env = p.add_argument_group("restriction (None keeps the task's default spheres)")
-    env.add_argument("--num-spheres", type=int, default=None, help="number of valid hyperspheres")
-    env.add_argument("--radius", type=float, default=None, help="sphere radius, normalised action units")
-    env.add_argument("--sphere-seed", type=int, default=None, help="seed of the sphere centres")
+    env = p.add_argument_group("restriction (None keeps the layout's spheres)")
+    env.add_argument("--layout", choices=SPHERE_LAYOUTS, default=DEFAULT_LAYOUT,
+                     help="paper: 33·d spheres from seed 123 as in the paper's experiments; compact: "
+                          "this package's earlier layout (few large spheres, same valid share)")
+    env.add_argument("--num-spheres", type=positive_int, default=None, help="number of valid hyperspheres")
+    env.add_argument("--radius", type=positive_float, default=None,
+                     help="sphere radius, normalised action units")
+    env.add_argument("--sphere-seed", type=non_negative_int, default=None, help="seed of the sphere centres")
+    env.add_argument("--invalid-penalty", type=float_in(0.0, math.inf), default=0.0,
+                     help="reward subtracted for an invalid action (0: the paper; 10: the authors' code)")
     return p
 
 
-def restriction_overrides(args: argparse.Namespace) -> dict[str, float | int]:
+def restriction_overrides(args: argparse.Namespace) -> dict[str, Any]:
     candidates = {"num_spheres": args.num_spheres, "radius": args.radius, "sphere_seed": args.sphere_seed}
-    return {name: value for name, value in candidates.items() if value is not None}
+    return {**{name: value for name, value in candidates.items() if value is not None},
+            "layout": args.layout, "invalid_penalty": args.invalid_penalty}
 
 
 def make_envs(args: argparse.Namespace) -> tuple[gym.Env, BaseVectorEnv, BaseVectorEnv]:

@@ -1,12 +1,17 @@
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
 
 from tianshou_qmle.env.restricted import (
     RESTRICTED_TASKS,
+    SPHERE_LAYOUTS,
     RestrictedActionWrapper,
     make_restricted_env,
     make_restricted_vector_envs,
+    paper_radius,
+    paper_sphere_count,
     resolve_restricted_task,
 )
 
@@ -39,7 +44,7 @@ def test_valid_action_runs_unchanged_and_invalid_one_is_replaced_by_the_rule(tas
     env = make_restricted_env(task)
     valid_action, invalid_action = one_valid_and_one_invalid(env)
     expected_replacement = (
-        np.zeros_like(invalid_action) if spec.invalid_rule == "zeros" else env.action_space.low
+        np.zeros_like(invalid_action) if spec.invalid_rule == "zeros" else np.full_like(invalid_action, -1.0)
     )
     for action, is_valid, executed in (
         (valid_action, True, valid_action), (invalid_action, False, expected_replacement),
@@ -55,12 +60,51 @@ def test_valid_action_runs_unchanged_and_invalid_one_is_replaced_by_the_rule(tas
     assert not np.array_equal(raw_obs, obs)
 
 
-def test_minus_one_rule_pushes_the_pendulum_cart_with_the_lower_bound():
-    env = make_restricted_env("InvertedPendulum", seed=0)
-    np.testing.assert_array_equal(env.replacement_action, [-3.0])  # Box(-3, 3): −1 normalised
-    assert not env.is_valid(np.array([0.0]))  # the defaults make the zero force invalid
-    _, _, _, _, info = env.step(np.array([0.0], dtype=np.float32))
-    np.testing.assert_array_equal(info["executed_action"], [-3.0])
+@pytest.mark.parametrize("layout", SPHERE_LAYOUTS)
+def test_minus_one_rule_pushes_the_pendulum_cart_with_minus_one_in_env_units(layout):
+    env = make_restricted_env("InvertedPendulum", seed=0, layout=layout)
+    np.testing.assert_array_equal(env.replacement_action, [-1.0])  # Box(-3, 3): −1 N, not the bound
+    invalid = next(x for x in np.linspace(-3, 3, 601) if not env.is_valid(np.array([x])))
+    _, _, _, _, info = env.step(np.array([invalid], dtype=np.float32))
+    np.testing.assert_array_equal(info["executed_action"], [-1.0])
+
+
+def test_the_zero_action_is_valid_in_the_paper_layout_and_not_in_the_compact_one():
+    for task in ("InvertedPendulum", "Hopper", "Walker2d"):
+        d = make_restricted_env(task).action_space.shape[0]
+        assert make_restricted_env(task).is_valid(np.zeros(d))
+    assert not make_restricted_env("InvertedPendulum", layout="compact").is_valid(np.zeros(1))
+
+
+@pytest.mark.parametrize(("task", "spheres", "radius"), [
+    ("Hopper", 99, 0.3855), ("Walker2d", 198, 0.7800), ("InvertedPendulum", 33, 0.0545),
+])
+def test_paper_layout_is_33_spheres_per_dimension_from_seed_123(task, spheres, radius):
+    env = make_restricted_env(task)
+    d = env.action_space.shape[0]
+    assert env.layout == "paper" and paper_sphere_count(d) == spheres == len(env.centres)
+    assert env.radius == pytest.approx(radius, abs=1e-4) == paper_radius(d)
+    # centres uniform in the [0, 1]-scaled box from RandomState(123), here in [-1, 1] units
+    np.testing.assert_allclose(env.centres, 2 * np.random.RandomState(123).random_sample((spheres, d)) - 1)
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("layout", SPHERE_LAYOUTS)
+def test_documented_valid_shares_and_region_counts_hold(task, layout):
+    env = make_restricted_env(task, layout=layout)
+    documented = RESTRICTED_TASKS[task].spheres(layout)
+    assert abs(env.valid_fraction(num_samples=50_000, seed=1) - documented.valid_fraction) <= 0.01
+    assert abs(env.valid_fraction(num_samples=50_000) - PAPER_VALID_FRACTIONS[task]) <= 0.03
+    assert env.valid_regions() == documented.regions
+
+
+def test_the_paper_layout_is_more_fragmented_than_the_compact_one():
+    # the geometry the issue measured: six valid intervals instead of three on the pendulums, and
+    # several separate invalid pockets in Hopper's action cube instead of one
+    assert make_restricted_env("InvertedPendulum").valid_regions() == (6, 6)
+    assert make_restricted_env("InvertedPendulum", layout="compact").valid_regions() == (3, 3)
+    assert make_restricted_env("Hopper").valid_regions()[1] > make_restricted_env(
+        "Hopper", layout="compact").valid_regions()[1]
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -79,8 +123,8 @@ def test_vectorised_validity_agrees_with_the_scalar_check(task):
 
 def test_spheres_live_in_the_normalised_box():
     # Same spheres on Box(-3, 3) and Box(-1, 1): validity must be scale-free.
-    wide = make_restricted_env("InvertedPendulum")
-    narrow = make_restricted_env("InvertedDoublePendulum")
+    wide = make_restricted_env("InvertedPendulum", layout="compact")
+    narrow = make_restricted_env("InvertedDoublePendulum", layout="compact")
     np.testing.assert_array_equal(wide.centres, narrow.centres)
     xs = np.linspace(-1.0, 1.0, 401)[:, None]
     np.testing.assert_array_equal(wide.is_valid_batch(3.0 * xs), narrow.is_valid_batch(xs))
@@ -98,7 +142,7 @@ def test_one_dimensional_valid_set_is_a_union_of_intervals():
 
 
 def test_out_of_box_actions_are_judged_and_executed_clipped():
-    env = make_restricted_env("InvertedDoublePendulum", seed=0)
+    env = make_restricted_env("InvertedDoublePendulum", seed=0, layout="compact")
     assert env.is_valid(np.array([5.0])) == env.is_valid(np.array([1.0]))
     assert env.is_valid(np.array([-5.0])) == env.is_valid(np.array([-1.0]))
     # −1 (the low bound) is valid with the defaults, so −5 runs as −1.
@@ -107,29 +151,24 @@ def test_out_of_box_actions_are_judged_and_executed_clipped():
     np.testing.assert_array_equal(info["executed_action"], [-1.0])
 
 
-@pytest.mark.parametrize("task", TASKS)
-def test_default_valid_fractions_match_the_documented_ones(task):
-    env = make_restricted_env(task)
-    documented = RESTRICTED_TASKS[task].valid_fraction
-    for seed in (0, 1):
-        measured = env.valid_fraction(num_samples=50_000, seed=seed)
-        assert abs(measured - documented) <= 0.03
-        assert abs(measured - PAPER_VALID_FRACTIONS[task]) <= 0.03
-
-
-def test_default_valid_fractions_are_stated_in_the_module_docs():
+def test_documented_settings_are_the_table_in_the_module_docs():
     import tianshou_qmle.env.restricted as restricted
 
-    with open(restricted.__file__, encoding="utf-8") as file:
-        source = file.read()
-    for task, spec in RESTRICTED_TASKS.items():
-        row = [line for line in source.splitlines() if line.startswith(f"{task} ")]
-        assert len(row) == 1 and row[0].split()[-1] == f"{spec.valid_fraction:.3f}"
+    table = restricted.RESTRICTED_TASKS.__doc__ or restricted.__doc__
+    source = Path(restricted.__file__).read_text(encoding="utf-8")
+    for task in ("Hopper", "Walker2d"):
+        for layout in SPHERE_LAYOUTS:
+            spheres = RESTRICTED_TASKS[task].spheres(layout)
+            rows = [line.split() for line in source.splitlines()
+                    if line.startswith(task) and f" {layout} " in line]
+            assert len(rows) == 1 and f"{spheres.valid_fraction:.3f}" in rows[0], (task, layout)
+    del table
 
 
 def test_valid_fraction_grows_with_radius_and_reaches_one():
     fractions = [
-        make_restricted_env("Hopper", radius=r).valid_fraction(num_samples=20_000) for r in (0.3, 0.6, 0.9)
+        make_restricted_env("Hopper", radius=r, layout="compact").valid_fraction(num_samples=20_000)
+        for r in (0.3, 0.6, 0.9)
     ]
     assert fractions[0] < fractions[1] < fractions[2] < 1.0
     # A sphere of radius 2·sqrt(d) around any point of the box covers the whole box.
@@ -145,8 +184,9 @@ def test_tasks_construct_with_the_gymnasium_spaces(task):
     assert env.action_space == plain.action_space
     assert env.observation_space == plain.observation_space
     assert env.invalid_rule == spec.invalid_rule
-    assert env.centres.shape == (spec.num_spheres, plain.action_space.shape[0])
-    assert env.radius == spec.radius and env.invalid_penalty == 0.0
+    spheres = spec.spheres("paper")
+    assert env.centres.shape == (spheres.num_spheres, plain.action_space.shape[0])
+    assert env.radius == spheres.radius and env.invalid_penalty == 0.0
 
 
 def test_rules_per_task_follow_the_paper():
@@ -257,7 +297,7 @@ def test_vector_envs_are_seeded_reproducibly_and_share_spheres():
         np.testing.assert_array_equal(obs_a, obs_b)
     assert not np.array_equal(trace_a[0][0], trace_a[0][1])
     assert not np.array_equal(trace_a[0], test_a.reset()[0])
-    centres = [worker.env.centres for worker in (*train_a.workers, *test_a.workers)]
+    centres = [worker.env.env.centres for worker in (*train_a.workers, *test_a.workers)]
     for c in centres:
         np.testing.assert_array_equal(c, centres[0])
 
@@ -267,7 +307,7 @@ def test_vector_envs_pass_overrides_and_reject_bad_counts():
         "InvertedPendulum", num_train_envs=1, num_test_envs=1, seed=0, radius=0.5, invalid_penalty=1.0
     )
     # Tianshou's get_env_attr reads the unwrapped env, so look at the (dummy) workers' wrappers.
-    assert [w.env.radius for w in train.workers] == [0.5]
-    assert [w.env.invalid_penalty for w in test.workers] == [1.0]
+    assert [w.env.env.radius for w in train.workers] == [0.5]
+    assert [w.env.env.invalid_penalty for w in test.workers] == [1.0]
     with pytest.raises(ValueError, match="num_train_envs"):
         make_restricted_vector_envs("Hopper", num_train_envs=0, num_test_envs=1, seed=0)

@@ -1,14 +1,23 @@
 """Restricted MuJoCo locomotion (SAVO §5 "Locomotion in Restricted Mujoco" and §11.3.1).
 
-Valid actions lie in a union of predefined hyperspheres of the action space; an invalid action is
-replaced before it reaches the simulator: by the zero action in Hopper and Walker2d, by the lower
-bound (−1 in normalised units) in InvertedPendulum and InvertedDoublePendulum (§11.3.1). This turns
-easy, convex Q-landscapes into rugged ones with many local optima (SAVO Fig. 1, 3, 29).
+Valid actions lie in a union of hyperspheres of the action space; an invalid action is replaced
+before it reaches the simulator: by the zero action in Hopper and Walker2d, by −1 in the env's
+units in InvertedPendulum and InvertedDoublePendulum (§11.3.1). This turns easy, convex
+Q-landscapes into rugged ones with many local optima (SAVO Fig. 1, 3, 29).
 
-The spheres live in the *normalised* action box [-1, 1]^d, the env's Box mapped affinely onto it,
-so that one radius means the same thing on every joint. The paper does not say how its centres were
-drawn or which radii it used; here centres are drawn uniformly in [-1, 1]^d from a fixed
-``sphere_seed``, so training and test envs of one task share the same restriction.
+Two layouts of spheres:
+
+* ``"paper"`` (the default): the layout of the paper's experiments, as its authors' released code
+  builds it: 33·d spheres whose centres are uniform in the action box scaled to [0, 1]^d, drawn
+  from ``numpy.random.RandomState(123)``, all of one radius, that of the d-ball whose volume is
+  0.6·d/(33·d) of the box times a per-dimension factor (1.65 for d = 3, 1 for d = 6, 3 for d = 1).
+  The paper itself gives neither count nor radius.
+* ``"compact"``: the layout this package used before (few, larger spheres with centres uniform in
+  [-1, 1]^d from ``numpy.random.default_rng(seed)``): about the same valid share, far fewer
+  separate regions.
+
+Both are described here in the normalised box [-1, 1]^d (the env's Box mapped affinely onto it),
+so a paper radius r in [0, 1] units is 2r here.
 """
 
 from __future__ import annotations
@@ -30,6 +39,40 @@ from tianshou_qmle.env.dmc import make_gym_env, make_seeded_vector_envs
 InvalidRule = Literal["zeros", "minus_one"]
 INVALID_RULES: tuple[str, ...] = ("zeros", "minus_one")
 
+SphereLayout = Literal["paper", "compact"]
+SPHERE_LAYOUTS: tuple[str, ...] = ("paper", "compact")
+
+PAPER_SPHERES_PER_DIMENSION = 33
+PAPER_SPHERE_SEED = 123
+PAPER_VALID_VOLUME_PER_DIMENSION = 0.6
+PAPER_VOLUME_FACTORS: Mapping[int, float] = MappingProxyType(
+    {1: 3.0, 2: 2.0, 3: 1.65, 6: 1.0, 8: 0.5, 17: 20.0}
+)
+"""The authors' per-dimension factor on each sphere's volume (1 for dimensions they did not tune)."""
+
+
+def paper_sphere_count(action_dim: int) -> int:
+    """33·d spheres (99 for Hopper, 198 for Walker2d, 33 for the pendulums)."""
+    return PAPER_SPHERES_PER_DIMENSION * action_dim
+
+
+def paper_radius(action_dim: int) -> float:
+    """The paper layout's radius in normalised [-1, 1] units: twice the radius, in [0, 1] units,
+    of the d-ball of volume 0.6·d / (33·d) × factor(d), with V_d(r) = π^{d/2} r^d / Γ(d/2 + 1)."""
+    d = action_dim
+    volume = PAPER_VALID_VOLUME_PER_DIMENSION * d / paper_sphere_count(d) * PAPER_VOLUME_FACTORS.get(d, 1.0)
+    unit_radius = (volume * math.gamma(d / 2 + 1) / math.pi ** (d / 2)) ** (1 / d)
+    return 2.0 * unit_radius
+
+
+def sphere_centres(layout: SphereLayout, *, num_spheres: int, action_dim: int, seed: int) -> np.ndarray:
+    """Centres ``[num_spheres, d]`` in normalised units, drawn as ``layout`` draws them."""
+    if layout == "paper":
+        return 2.0 * np.random.RandomState(seed).random_sample((num_spheres, action_dim)) - 1.0
+    if layout == "compact":
+        return np.random.default_rng(seed).uniform(-1.0, 1.0, size=(num_spheres, action_dim))
+    raise ValueError(f"layout must be one of {SPHERE_LAYOUTS}, got {layout!r}")
+
 # Samples for the construction-time check that some action is valid: cheap (a few ms) and fine
 # enough to notice any union of spheres that covers ≥ 1e-4 of the box.
 _CHECK_SAMPLES = 100_000
@@ -41,8 +84,9 @@ class RestrictedActionWrapper(gym.Wrapper):
     An action (in the env's units) is first clipped to the action box, as MuJoCo clamps controls to
     their range anyway, then mapped affinely to [-1, 1]^d. It is *valid* when it lies within
     ``radius`` (Euclidean, normalised units, boundary included) of one of ``num_spheres`` centres,
-    drawn uniformly in [-1, 1]^d from ``sphere_seed``. Invalid actions are replaced according to
-    ``invalid_rule`` and cost ``invalid_penalty``. Non-finite actions are invalid.
+    drawn uniformly in the box from ``sphere_seed`` as ``layout`` draws them (see the module
+    docstring). Invalid actions are replaced according to ``invalid_rule`` and cost
+    ``invalid_penalty``. Non-finite actions are invalid.
 
     Every ``step`` reports ``info["action_valid"]`` (bool) and ``info["executed_action"]`` (the
     action, in env units, that the simulator received).
@@ -55,10 +99,15 @@ class RestrictedActionWrapper(gym.Wrapper):
     :param sphere_seed: seeds the centres; an int ≥ 0. Keep it fixed per task so that training and
         test envs (which get different env seeds) share one restriction.
     :param invalid_rule: ``"zeros"`` replaces an invalid action by the zero action (zero torque:
-        Hopper, Walker2d; needs 0 inside the box) or ``"minus_one"`` by the lower bound, i.e. −1 in
-        normalised units (a push to the left: InvertedPendulum, InvertedDoublePendulum).
+        Hopper, Walker2d; needs 0 inside the box) or ``"minus_one"`` by −1 in the env's units,
+        clipped to the box (a push to the left: InvertedPendulum, InvertedDoublePendulum, whose
+        force range is [-3, 3]; §11.3.1 sets ``action[:] = -1``).
     :param invalid_penalty: subtracted from the reward of a step whose action was invalid; ≥ 0. The
-        paper uses none (0, the default): invalid actions only lose their effect.
+        paper describes none (0, the default): invalid actions only lose their effect. The
+        authors' code adds a reward of −10 (``invalid_penalty=10``) to compare.
+    :param layout: how the centres are drawn: ``"paper"`` (uniform in the [0, 1]-scaled box from
+        ``RandomState(sphere_seed)``) or ``"compact"`` (uniform in [-1, 1]^d from
+        ``default_rng(sphere_seed)``).
     """
 
     def __init__(
@@ -70,8 +119,11 @@ class RestrictedActionWrapper(gym.Wrapper):
         sphere_seed: int,
         invalid_rule: InvalidRule,
         invalid_penalty: float = 0.0,
+        layout: SphereLayout = "paper",
     ) -> None:
         _check_box_action_space(env.action_space)
+        if layout not in SPHERE_LAYOUTS:
+            raise ValueError(f"layout must be one of {SPHERE_LAYOUTS}, got {layout!r}")
         _check_int("num_spheres", num_spheres, minimum=1)
         _check_int("sphere_seed", sphere_seed, minimum=0)
         _check_positive_finite("radius", radius)
@@ -84,9 +136,9 @@ class RestrictedActionWrapper(gym.Wrapper):
         self._radius = float(radius)
         self._invalid_rule = invalid_rule
         self._invalid_penalty = float(invalid_penalty)
-        self._centres = np.random.default_rng(sphere_seed).uniform(
-            -1.0, 1.0, size=(num_spheres, space.shape[0])
-        )
+        self._layout = layout
+        self._centres = sphere_centres(layout, num_spheres=num_spheres, action_dim=space.shape[0],
+                                       seed=sphere_seed)
         self._replacement = self._replacement_action(space)
         if self.valid_fraction(num_samples=_CHECK_SAMPLES, seed=0) == 0.0:
             raise ValueError(
@@ -104,6 +156,11 @@ class RestrictedActionWrapper(gym.Wrapper):
     def radius(self) -> float:
         """Sphere radius in normalised units."""
         return self._radius
+
+    @property
+    def layout(self) -> SphereLayout:
+        """How the centres were drawn: ``"paper"`` or ``"compact"``."""
+        return self._layout
 
     @property
     def invalid_rule(self) -> InvalidRule:
@@ -163,7 +220,26 @@ class RestrictedActionWrapper(gym.Wrapper):
     def _replacement_action(self, space: gym.spaces.Box) -> np.ndarray:
         if self._invalid_rule == "zeros":
             return np.zeros(space.shape, dtype=space.dtype)
-        return space.low.astype(space.dtype)  # −1 in normalised units
+        return np.clip(np.full(space.shape, -1.0), space.low, space.high).astype(space.dtype)
+
+    def valid_regions(self, *, points_per_dim: int | None = None, min_share: float = 1e-3) -> tuple[int, int]:
+        """The numbers of separate valid and invalid regions of the action box.
+
+        One dimension: exact, from the union of intervals. More: face-connected components of a
+        grid of ``points_per_dim`` points per dimension (default 10 001, 101, 31, 11 for d = 1, 2,
+        3, ≥ 4), counting only regions of at least ``min_share`` of the box, so that grid-sized
+        slivers between spheres are not counted.
+
+        :return: ``(valid regions, invalid regions)``.
+        """
+        d = self._low.shape[0]
+        if d == 1:
+            return _interval_regions(self._centres[:, 0], self._radius)
+        points = points_per_dim or {2: 101, 3: 31}.get(d, 11)
+        axis = np.linspace(-1.0, 1.0, points)
+        grid = np.stack(np.meshgrid(*([axis] * d), indexing="ij"), axis=-1).reshape(-1, d)
+        valid = self._in_sphere_union(grid).reshape([points] * d)
+        return (_count_regions(valid, min_share=min_share), _count_regions(~valid, min_share=min_share))
 
     def _normalise(self, actions: np.ndarray) -> np.ndarray:
         return 2.0 * (actions - self._low) / (self._high - self._low) - 1.0
@@ -177,66 +253,116 @@ class RestrictedActionWrapper(gym.Wrapper):
         return inside
 
 
-@dataclass(frozen=True)
-class RestrictedTask:
-    """A restricted task: the gymnasium id, its invalid-action rule and default spheres.
+def _interval_regions(centres: np.ndarray, radius: float) -> tuple[int, int]:
+    """Valid intervals and invalid gaps of a union of intervals [c − r, c + r] within [-1, 1]."""
+    intervals = sorted((max(-1.0, c - radius), min(1.0, c + radius)) for c in centres
+                       if c + radius >= -1.0 and c - radius <= 1.0)
+    merged: list[list[float]] = []
+    for low, high in intervals:
+        if merged and low <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], high)
+        else:
+            merged.append([low, high])
+    gaps = len(merged) - 1 + (merged[0][0] > -1.0) + (merged[-1][1] < 1.0) if merged else 1
+    return len(merged), int(gaps)
 
-    :param env_id: the gymnasium v5 id, e.g. ``"Hopper-v5"``.
-    :param invalid_rule: ``"zeros"`` or ``"minus_one"`` (SAVO §11.3.1).
-    :param num_spheres: default number of spheres.
-    :param radius: default radius (normalised units).
-    :param sphere_seed: default seed of the centres.
-    :param valid_fraction: the defaults' valid share of the box, measured with
-        :meth:`RestrictedActionWrapper.valid_fraction` (100 000 samples, seed 0), rounded.
+
+def _count_regions(mask: np.ndarray, *, min_share: float) -> int:
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(mask, ndimage.generate_binary_structure(mask.ndim, 1))
+    sizes = np.bincount(labels.ravel())[1:]
+    return int((sizes >= min_share * mask.size).sum())
+
+
+@dataclass(frozen=True)
+class SphereSettings:
+    """One layout's spheres for one task, and what they leave valid.
+
+    :param num_spheres: number of spheres.
+    :param radius: radius in normalised units.
+    :param sphere_seed: seed of the centres.
+    :param valid_fraction: valid share of the box (:meth:`RestrictedActionWrapper.valid_fraction`,
+        100 000 samples, seed 0), rounded.
+    :param regions: ``(valid, invalid)`` region counts (:meth:`RestrictedActionWrapper.valid_regions`).
     """
 
-    env_id: str
-    invalid_rule: InvalidRule
     num_spheres: int
     radius: float
     sphere_seed: int
     valid_fraction: float
+    regions: tuple[int, int]
 
+
+@dataclass(frozen=True)
+class RestrictedTask:
+    """A restricted task: the gymnasium id, its invalid-action rule and its spheres per layout.
+
+    :param env_id: the gymnasium v5 id, e.g. ``"Hopper-v5"``.
+    :param invalid_rule: ``"zeros"`` or ``"minus_one"`` (SAVO §11.3.1).
+    :param layouts: :class:`SphereSettings` by layout name (``"paper"``, ``"compact"``).
+    """
+
+    env_id: str
+    invalid_rule: InvalidRule
+    layouts: Mapping[str, SphereSettings]
+
+    def spheres(self, layout: str = "paper") -> SphereSettings:
+        if layout not in self.layouts:
+            raise ValueError(f"layout must be one of {SPHERE_LAYOUTS}, got {layout!r}")
+        return self.layouts[layout]
+
+
+def _paper(action_dim: int, valid_fraction: float, regions: tuple[int, int]) -> SphereSettings:
+    return SphereSettings(num_spheres=paper_sphere_count(action_dim), radius=paper_radius(action_dim),
+                          sphere_seed=PAPER_SPHERE_SEED, valid_fraction=valid_fraction, regions=regions)
+
+
+_PENDULUM_LAYOUTS = MappingProxyType({
+    "paper": _paper(1, 0.798, (6, 6)),
+    "compact": SphereSettings(num_spheres=4, radius=0.25, sphere_seed=15, valid_fraction=0.794,
+                              regions=(3, 3)),
+})
 
 RESTRICTED_TASKS: Mapping[str, RestrictedTask] = MappingProxyType({
-    "Hopper": RestrictedTask(
-        env_id="Hopper-v5", invalid_rule="zeros", num_spheres=8, radius=0.9, sphere_seed=1,
-        valid_fraction=0.886,
-    ),
-    "Walker2d": RestrictedTask(
-        env_id="Walker2d-v5", invalid_rule="zeros", num_spheres=10, radius=1.4, sphere_seed=22,
-        valid_fraction=0.764,
-    ),
-    "InvertedPendulum": RestrictedTask(
-        env_id="InvertedPendulum-v5", invalid_rule="minus_one", num_spheres=4, radius=0.25,
-        sphere_seed=15, valid_fraction=0.794,
-    ),
-    "InvertedDoublePendulum": RestrictedTask(
-        env_id="InvertedDoublePendulum-v5", invalid_rule="minus_one", num_spheres=4, radius=0.25,
-        sphere_seed=15, valid_fraction=0.794,
-    ),
+    "Hopper": RestrictedTask(env_id="Hopper-v5", invalid_rule="zeros", layouts=MappingProxyType({
+        "paper": _paper(3, 0.879, (1, 5)),
+        "compact": SphereSettings(num_spheres=8, radius=0.9, sphere_seed=1, valid_fraction=0.886,
+                                  regions=(1, 1)),
+    })),
+    "Walker2d": RestrictedTask(env_id="Walker2d-v5", invalid_rule="zeros", layouts=MappingProxyType({
+        "paper": _paper(6, 0.766, (1, 1)),
+        "compact": SphereSettings(num_spheres=10, radius=1.4, sphere_seed=22, valid_fraction=0.764,
+                                  regions=(1, 1)),
+    })),
+    "InvertedPendulum": RestrictedTask(env_id="InvertedPendulum-v5", invalid_rule="minus_one",
+                                       layouts=_PENDULUM_LAYOUTS),
+    "InvertedDoublePendulum": RestrictedTask(env_id="InvertedDoublePendulum-v5", invalid_rule="minus_one",
+                                             layouts=_PENDULUM_LAYOUTS),
 })
-"""The four restricted tasks of SAVO (§5, §11.3.1) with defaults.
+"""The four restricted tasks of SAVO (§5, §11.3.1), with both layouts.
 
-The paper publishes neither its centres nor its radii; the defaults here were chosen (sphere count
-and a round radius, then the seed) to leave about the valid shares of the authors' settings,
-roughly 88 % (Hopper), 76 % (Walker2d) and 79 % (pendulums). Measured (100 000 samples, seed 0):
+Measured here (valid share: 100 000 uniform samples, seed 0; regions: see
+:meth:`RestrictedActionWrapper.valid_regions`, regions of at least 0.1 % of the box on grids of
+31³ points for Hopper and 11⁶ for Walker2d, exact for the pendulums):
 
-=======================  ===========  ======  ====  =====  ==============
-task                     num_spheres  radius  seed  d      valid fraction
-=======================  ===========  ======  ====  =====  ==============
-Hopper                   8            0.9     1     3      0.886
-Walker2d                 10           1.4     22    6      0.764
-InvertedPendulum         4            0.25    15    1      0.794
-InvertedDoublePendulum   4            0.25    15    1      0.794
-=======================  ===========  ======  ====  =====  ==============
+=======================  =======  ========  ======  =====  ===========  =============  ===============
+task                     layout   spheres   radius  seed   valid share  valid regions  invalid regions
+=======================  =======  ========  ======  =====  ===========  =============  ===============
+Hopper (d = 3)           paper    99        0.386   123    0.879        1              5
+Hopper                   compact  8         0.9     1      0.886        1              1
+Walker2d (d = 6)         paper    198       0.780   123    0.766        1              1 (coarse grid)
+Walker2d                 compact  10        1.4     22     0.764        1              1 (coarse grid)
+pendulums (d = 1)        paper    33        0.0545  123    0.798        6              6
+pendulums                compact  4         0.25    15     0.794        3              3
+=======================  =======  ========  ======  =====  ===========  =============  ===============
 
-With 1-D actions the spheres are intervals; the pendulum default leaves the valid set
-[-1, -0.66] ∪ [-0.56, -0.06] ∪ [0.14, 0.88] (normalised), so the zero action, often the best one
-when upright (§11.3.1), is invalid and the best valid actions sit beside gaps.
+In the paper layout the zero action is valid on every task; in the compact one it is invalid on
+the pendulums, whose compact valid set is [-1, -0.66] ∪ [-0.56, -0.06] ∪ [0.14, 0.88] (normalised).
 """
 
 _OVERRIDABLE = ("num_spheres", "radius", "sphere_seed", "invalid_rule", "invalid_penalty")
+DEFAULT_LAYOUT: SphereLayout = "paper"
 
 
 def resolve_restricted_task(task: str) -> RestrictedTask:
@@ -260,24 +386,29 @@ def resolve_restricted_task(task: str) -> RestrictedTask:
     )
 
 
-def make_restricted_env(task: str, seed: int | None = None, **overrides: Any) -> gym.Env:
+def make_restricted_env(
+    task: str, seed: int | None = None, *, layout: SphereLayout = DEFAULT_LAYOUT, **overrides: Any
+) -> gym.Env:
     """A restricted MuJoCo task: ``gymnasium.make(env_id)`` in a :class:`RestrictedActionWrapper`.
 
     :param task: one of :data:`RESTRICTED_TASKS` (see :func:`resolve_restricted_task` for spellings).
     :param seed: seeds the simulator and the action space sampler; None leaves them random. It does
         not move the spheres (``sphere_seed`` does).
-    :param overrides: replace the task's defaults: ``num_spheres``, ``radius``, ``sphere_seed``,
+    :param layout: ``"paper"`` (the paper's experiments, the default) or ``"compact"`` (this
+        package's earlier layout); see the module docstring.
+    :param overrides: replace the layout's defaults: ``num_spheres``, ``radius``, ``sphere_seed``,
         ``invalid_rule``, ``invalid_penalty``.
     """
     spec = resolve_restricted_task(task)
     unknown = sorted(set(overrides) - set(_OVERRIDABLE))
     if unknown:
         raise TypeError(f"unknown overrides {unknown}; accepted: {', '.join(_OVERRIDABLE)}")
+    spheres = spec.spheres(layout)
     settings = {
-        "num_spheres": spec.num_spheres, "radius": spec.radius, "sphere_seed": spec.sphere_seed,
+        "num_spheres": spheres.num_spheres, "radius": spheres.radius, "sphere_seed": spheres.sphere_seed,
         "invalid_rule": spec.invalid_rule, **overrides,
     }
-    env = RestrictedActionWrapper(make_gym_env(spec.env_id), **settings)
+    env = RestrictedActionWrapper(make_gym_env(spec.env_id), layout=layout, **settings)
     if seed is not None:
         env.reset(seed=seed)
         env.action_space.seed(seed)
@@ -291,6 +422,7 @@ def make_restricted_vector_envs(
     num_test_envs: int,
     seed: int,
     vector_env: Literal["dummy", "subproc"] = "dummy",
+    layout: SphereLayout = DEFAULT_LAYOUT,
     **overrides: Any,
 ) -> tuple[BaseVectorEnv, BaseVectorEnv]:
     """Training and test Tianshou vector envs of a restricted task, all with the same spheres.
@@ -303,10 +435,11 @@ def make_restricted_vector_envs(
     :param num_test_envs: number of test envs; ≥ 1.
     :param seed: base env seed.
     :param vector_env: ``"dummy"`` (in-process) or ``"subproc"``.
+    :param layout: as in :func:`make_restricted_env`.
     :param overrides: as in :func:`make_restricted_env`.
     :return: ``(train_envs, test_envs)``.
     """
-    factory = functools.partial(make_restricted_env, task, **overrides)
+    factory = functools.partial(make_restricted_env, task, layout=layout, **overrides)
     _, train_envs, test_envs = make_seeded_vector_envs(
         factory, seed=seed, num_train_envs=num_train_envs, num_test_envs=num_test_envs, kind=vector_env,
     )
