@@ -9,12 +9,12 @@ Q-smoothing critic gives the actors gradients across the gaps between items (§1
 Defaults: Table 3 (RecSim column) and §4.3: k = 3 successive actors, DeepSet list encoder, FiLM,
 64-32-32-16 actors, 64-32 critics, Adam 3e-4, batch 256, 1M buffer, ε over 10M steps, OU proposal
 noise, no target smoothing, Q-smoothing on; TD3's τ 0.005 and delayed actor updates every 2. The
-paper's "1-Actor (TD3)" baseline is --num-actors 0 (one actor through the same 1-NN path): Tianshou's
+paper's "1-Actor (TD3)" baseline is --list-length 1 (one actor through the same 1-NN path): Tianshou's
 TD3 has no discrete-action path without an env wrapper, so there is no --algo td3 here.
 
     python examples/recsim_savo.py                          # SAVO, 10,000 items
-    python examples/recsim_savo.py --num-actors 0           # the 1-actor TD3 baseline of §6.1
-    python examples/recsim_savo.py --num-items 100000 --num-actors 10
+    python examples/recsim_savo.py --list-length 1          # the 1-actor TD3 baseline of §6.1
+    python examples/recsim_savo.py --num-items 100000 --list-length 10
     tensorboard --logdir log
 """
 

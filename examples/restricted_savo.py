@@ -3,20 +3,23 @@
 
 Valid actions form a union of hyperspheres in the normalised action box; invalid ones are replaced
 (by −1 for the pendulums, 0 for Hopper and Walker2d), which leaves the Q-landscape with many local
-optima where a single gradient-ascent actor gets stuck (SAVO Fig. 1, 3). SAVO proposes k+1 actions
-with a base actor and k successive actors trained on surrogates that cut away the landscape below
-earlier proposals, and executes the one Q values most.
+optima where a single gradient-ascent actor gets stuck (SAVO Fig. 1, 3). SAVO proposes a list of
+actions from a base actor μ and successive actors trained on surrogates that cut away the landscape
+below earlier proposals, and executes the one Q values most.
 
-Defaults: Table 3 (MuJoCo column) and §4.3 of the SAVO paper: k = 3, DeepSet list encoder, FiLM,
-approximate surrogates, no target policy smoothing, OU proposal noise, 256-256 MLPs, Adam 3e-4,
-batch 256, 500K buffer; TD3's τ 0.005, delayed actor updates every 2 and one update per env step.
+Defaults: Table 3 (MuJoCo column) and §4.3 of the SAVO paper: list length 3 (μ and two successive
+actors), DeepSet list encoder, FiLM, approximate surrogates, no target policy smoothing, OU proposal
+noise (θ 0.15, σ 0.2, restarted every episode), 256-256 MLPs, Adam 3e-4, batch 256, 500K buffer;
+TD3's τ 0.005, delayed actor updates every 2 and one update per env step. From the authors' code,
+where the paper is silent: gradient clipping at 1.0 and surrogate targets from the target twins.
+Tasks use the paper's restricted layout (33·d spheres; --layout compact for the earlier one).
 --algo td3 runs Tianshou's TD3 (examples/mujoco/mujoco_td3.py settings) on the same task, buffer
 and budget. Tasks: InvertedPendulum (default), InvertedDoublePendulum, Hopper, Walker2d.
 
     python examples/restricted_savo.py                                # SAVO, restricted InvertedPendulum
     python examples/restricted_savo.py --algo td3
     python examples/restricted_savo.py --task Hopper --total-steps 300000
-    python examples/restricted_savo.py --num-actors 10 --summariser lstm
+    python examples/restricted_savo.py --list-length 10 --summariser lstm
     python examples/restricted_savo.py --no-surrogate-approximation   # ablation "SAVO − Approximation"
     tensorboard --logdir log
 """

@@ -185,20 +185,36 @@ def test_batched_successive_actors_equal_the_sequential_chain(summariser):
 @pytest.mark.parametrize("summariser", SUMMARISERS)
 def test_prefix_summaries_equal_summaries_of_each_prefix(summariser):
     torch.manual_seed(1)
-    summ = make_summariser(summariser, act_dim=3, hidden=16, summary_dim=8).eval()
-    actions = torch.randn(5, 4, 3)
-    prefixes = summ.prefix_summaries(actions)
+    summ = make_summariser(summariser, act_dim=3, hidden=16, summary_dim=8, obs_dim=6).eval()
+    actions, obs = torch.randn(5, 4, 3), torch.randn(5, 6)
+    prefixes = summ.prefix_summaries(actions, obs)
     for i in range(4):
-        torch.testing.assert_close(prefixes[:, i], summ.summarise(actions[:, : i + 1]), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(prefixes[:, i], summ.summarise(actions[:, : i + 1], obs),
+                                   atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("summariser", ["deepset", "transformer"])
+@pytest.mark.parametrize("summariser", ["deepset", "deepset-state-max", "transformer"])
 def test_deepset_and_transformer_summaries_are_permutation_invariant(summariser):
     torch.manual_seed(2)
-    summ = make_summariser(summariser, act_dim=2, hidden=16, summary_dim=8).eval()
-    actions = torch.randn(4, 5, 2)
+    summ = make_summariser(summariser, act_dim=2, hidden=16, summary_dim=8, obs_dim=3).eval()
+    actions, obs = torch.randn(4, 5, 2), torch.randn(4, 3)
     shuffled = actions[:, torch.randperm(5)]
-    torch.testing.assert_close(summ.summarise(actions), summ.summarise(shuffled), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(summ.summarise(actions, obs), summ.summarise(shuffled, obs), atol=1e-5,
+                               rtol=1e-5)
+
+
+def test_state_action_deepset_reads_the_state_and_max_pools():
+    torch.manual_seed(4)
+    summ = make_summariser("deepset-state-max", act_dim=2, hidden=16, summary_dim=16, obs_dim=3).eval()
+    actions = torch.randn(4, 3, 2)
+    a, b = summ.summarise(actions, torch.zeros(4, 3)), summ.summarise(actions, torch.ones(4, 3))
+    assert not torch.allclose(a, b)  # the summary depends on s, unlike the action-only DeepSet
+    # max pooling: repeating an action changes nothing (a mean would weigh it twice)
+    repeated = torch.cat([actions, actions[:, :1]], dim=1)
+    obs = torch.randn(4, 3)
+    torch.testing.assert_close(summ.summarise(repeated, obs), summ.summarise(actions, obs))
+    with pytest.raises(ValueError, match="pass obs"):
+        summ.summarise(actions)
 
 
 def test_successive_actors_do_depend_on_earlier_proposals():
@@ -533,7 +549,7 @@ def test_discrete_checkpoint_round_trip(tmp_path):
 def test_negative_k_and_unknown_summariser_are_rejected():
     with pytest.raises(ValueError, match=r"num_successive \(k\) must be an int ≥ 0.*got -1"):
         SAVOActor(obs_dim=3, act_dim=1, num_successive=-1)
-    with pytest.raises(ValueError, match="summariser must be one of deepset, lstm, transformer, got 'gru'"):
+    with pytest.raises(ValueError, match="summariser must be one of deepset, deepset-state-max, lstm, transformer, got .gru."):
         SAVOActor(obs_dim=3, act_dim=1, summariser="gru")
     with pytest.raises(ValueError, match="summariser must be one of"):
         build_savo_networks(obs_dim=3, act_dim=1, summariser="mean")
@@ -650,7 +666,7 @@ def test_example_help_documents_every_flag(name):
         assert action.help, f"{action.option_strings} has no help"
         for flag in action.option_strings:
             assert flag in text
-    for flag in ("--algo", "--num-actors", "--summariser", "--no-surrogate-approximation",
+    for flag in ("--algo", "--list-length", "--summariser", "--no-surrogate-approximation",
                  "--target-smoothing", "--q-smoothing", "--summary-json", "--task", "--eps-decay-steps"):
         assert flag in text
     assert ("{savo,td3}" if name == "restricted_savo" else "{savo}") in text
@@ -666,7 +682,7 @@ TINY = ["--total-steps", "300", "--warmup", "200", "--epoch-steps", "100", "--ba
     [
         ("restricted_savo", ["--algo", "savo"], "savo", "InvertedPendulum"),
         ("restricted_savo", ["--algo", "td3"], "td3", "InvertedPendulum"),
-        ("recsim_savo", ["--num-items", "300", "--num-actors", "2"], "savo-k2", "recsim"),
+        ("recsim_savo", ["--num-items", "300", "--list-length", "2"], "savo-L2", "recsim"),
     ],
 )
 def test_examples_run_at_a_tiny_budget_and_write_the_summary(tmp_path, name, extra, algo_name, task):
@@ -690,11 +706,11 @@ def test_example_names_ablations_and_rejects_bad_flags():
     from tianshou_qmle.experiment.savo_factory import algorithm_name
 
     args = module.build_parser().parse_args(
-        ["--num-actors", "5", "--summariser", "lstm", "--no-surrogate-approximation", "--target-smoothing"]
+        ["--list-length", "5", "--summariser", "lstm", "--no-surrogate-approximation", "--target-smoothing"]
     )
-    assert algorithm_name(args) == "savo-k5-lstm-noapprox-smoothing"
-    with pytest.raises(SystemExit, match="--num-actors must be ≥ 0, got -1"):
-        module.main(["--num-actors", "-1"])
+    assert algorithm_name(args) == "savo-L5-lstm-noapprox-smoothing"
+    with pytest.raises(SystemExit):  # argparse: --list-length must be an integer ≥ 1
+        module.main(["--list-length", "0"])
     with pytest.raises(SystemExit, match="unknown restricted task"):
         module.main(["--task", "Ant", "--total-steps", "300", "--warmup", "200"])
 

@@ -47,10 +47,11 @@ from tianshou.data.types import (
     ObsBatchProtocol,
     RolloutBatchProtocol,
 )
-from tianshou.exploration import BaseNoise, GaussianNoise, OUNoise
+from tianshou.exploration import BaseNoise, GaussianNoise
 from torch import nn
 
 from tianshou_qmle.algorithm.qmle import next_observations
+from tianshou_qmle.exploration import EpisodicOUNoise, episode_starts
 from tianshou_qmle.net.action_codec import check_flat_bounded_box
 from tianshou_qmle.net.savo import (
     SAVOActor,
@@ -218,8 +219,11 @@ class SAVOPolicy(Policy):
     :param action_embeddings: ``[n, d]`` item representations, required for ``Discrete(n)`` and
         rejected for ``Box``; d must equal ``actor.act_dim``.
     :param proposal_noise: noise added to every proposal before the arg max ("Add perturbations with
-        OU noise" in Algorithm 1). "default" is Tianshou's ``OUNoise(sigma=0.1, theta=0.15, dt=1)``
-        (OU was the paper's pick, Fig. 17; per-step θ and σ as in DDPG); None disables it.
+        OU noise" in Algorithm 1). "default" is
+        :class:`~tianshou_qmle.exploration.EpisodicOUNoise` with Table 3's θ 0.15 and σ 0.2: one
+        process per env, restarted at each episode start, ε scaling its increments (so its spread
+        goes as √ε), as in the authors' code. OU was the paper's pick (Fig. 17). None disables it;
+        any Tianshou ``BaseNoise`` works (its output is scaled by ε).
     :param exploration_noise: noise added to the chosen action ("a = μ_M(s) + ε"); "default" is
         ``GaussianNoise(sigma=0.1)``, TD3's; None disables it. Both noises act in the normalised
         [-1, 1] actor space and the result is clipped to it.
@@ -264,7 +268,7 @@ class SAVOPolicy(Policy):
             raise TypeError(f"noise_schedule must be a NoiseSchedule, got {type(noise_schedule).__name__}")
         self.actor = actor
         self.critic = critic
-        self.proposal_noise = resolve_noise(proposal_noise, OUNoise(sigma=0.1, theta=0.15, dt=1.0))
+        self.proposal_noise = resolve_noise(proposal_noise, EpisodicOUNoise(sigma=0.2, theta=0.15))
         self.exploration_noise = resolve_noise(exploration_noise, GaussianNoise(sigma=0.1))
         self.noise_schedule = noise_schedule
         self.register_buffer("exploration_steps", torch.zeros((), dtype=torch.long))
@@ -391,8 +395,20 @@ class SAVOPolicy(Policy):
 
     @staticmethod
     def _perturbed(u: torch.Tensor, noise: BaseNoise, scale: float) -> torch.Tensor:
-        sample = torch.as_tensor(scale * noise(tuple(u.shape)), dtype=u.dtype, device=u.device)
+        if isinstance(noise, EpisodicOUNoise):  # ε scales its increments (the authors' code)
+            values = noise(tuple(u.shape), scale=scale)
+        else:
+            values = scale * noise(tuple(u.shape))
+        sample = torch.as_tensor(values, dtype=u.dtype, device=u.device)
         return (u + sample).clamp(-1.0, 1.0)
+
+    def _restart_noise_of_new_episodes(self, batch: ObsBatchProtocol, rows: int) -> None:
+        starts = episode_starts(getattr(batch, "info", None), rows)
+        if starts is None or not starts.any():
+            return
+        for noise in (self.proposal_noise, self.exploration_noise):
+            if isinstance(noise, EpisodicOUNoise):
+                noise.reset(starts)
 
     def add_exploration_noise(self, act: TArrOrActBatch, batch: ObsBatchProtocol) -> TArrOrActBatch:
         """Algorithm 1's exploration: perturb all proposals, re-select by Q, perturb the choice."""
@@ -408,6 +424,7 @@ class SAVOPolicy(Policy):
             self._cached = None
             n = proposals.shape[0]
             self.exploration_steps += n
+            self._restart_noise_of_new_episodes(batch, n)
             if self.proposal_noise is not None:
                 proposals = self._perturbed(proposals, self.proposal_noise, scale)
             index, _ = self.maximizer_choice(obs, proposals)
@@ -451,8 +468,9 @@ class SAVO(CheckedUpdateMixin, OffPolicyAlgorithm[SAVOPolicy], LaggedNetworkPoly
        truncations but not terminations. No target policy smoothing unless ``target_smoothing``.
     2. **Critics** Q and Q₂ regress on it.
     3. **Surrogates** (Eq. 8): with the current proposals a₀…a_k (no noise) and the twin-critic
-       minimum min{Q, Q₂} ("twin critics for surrogates", §4.3 item 3), Ψᵢ of Eq. 7 is computed at
-       the executed action and at νᵢ's proposal, and Ψ̂ᵢ regresses on it at both.
+       minimum ("twin critics for surrogates", §4.3 item 3; the target twins by default, see
+       ``surrogate_critics``), Ψᵢ of Eq. 7 is computed at the executed action and at νᵢ's
+       proposal, and Ψ̂ᵢ regresses on it at both.
     4. **Q-smoothing** (§14.6; on by default for discrete tasks): Q̃(s, ·) regresses on min{Q, Q₂}
        at the nearest items of the executed action and of μ's proto-action, taking the actions
        themselves as input.
@@ -488,7 +506,12 @@ class SAVO(CheckedUpdateMixin, OffPolicyAlgorithm[SAVOPolicy], LaggedNetworkPoly
         Action Smoothing" ablation, §6.1); False is SAVO (§4.3 item 1).
     :param policy_noise: σ of that noise in normalised action units (TD3's 0.2).
     :param noise_clip: its clip (TD3's 0.5); ≤ 0 disables clipping.
-    :param max_grad_norm: clip every optimizer's gradient norm to this; None (the paper) does not.
+    :param max_grad_norm: clip every optimizer's gradient norm to this; None does not. The paper
+        does not say; the authors' code clips at 1.0.
+    :param surrogate_critics: which twin critics give the surrogates' targets Ψᵢ (Eq. 7) and the
+        Q-smoothing targets: ``"target"``, min{Q′, Q′₂} of the Polyak-averaged copies, as in the
+        authors' code (the default), or ``"online"``, min{Q, Q₂} (§4.3 item 3 names the twin
+        critics without saying which copy).
     """
 
     def __init__(
@@ -513,6 +536,7 @@ class SAVO(CheckedUpdateMixin, OffPolicyAlgorithm[SAVOPolicy], LaggedNetworkPoly
         policy_noise: float = 0.2,
         noise_clip: float = 0.5,
         max_grad_norm: float | None = None,
+        surrogate_critics: Literal["target", "online"] = "target",
     ) -> None:
         if not isinstance(policy, SAVOPolicy):
             raise TypeError(f"policy must be a SAVOPolicy, got {type(policy).__name__}")
@@ -526,6 +550,10 @@ class SAVO(CheckedUpdateMixin, OffPolicyAlgorithm[SAVOPolicy], LaggedNetworkPoly
                 raise ValueError(f"{name} must be an int ≥ 1, got {value!r}")
         if policy_noise < 0:
             raise ValueError(f"policy_noise must be ≥ 0, got {policy_noise}")
+        if surrogate_critics not in ("target", "online"):
+            raise ValueError(f"surrogate_critics must be 'target' or 'online', got {surrogate_critics!r}")
+        if max_grad_norm is not None and not (np.isfinite(max_grad_norm) and max_grad_norm > 0):
+            raise ValueError(f"max_grad_norm must be None or a finite number > 0, got {max_grad_norm}")
         k = policy.actor.num_successive
         self._check_surrogates(surrogates, k, surrogate_approximation)
         super().__init__(policy=policy)
@@ -537,6 +565,7 @@ class SAVO(CheckedUpdateMixin, OffPolicyAlgorithm[SAVOPolicy], LaggedNetworkPoly
         self.policy_noise = float(policy_noise)
         self.noise_clip = float(noise_clip)
         self.surrogate_approximation = bool(surrogate_approximation)
+        self.surrogate_critics = surrogate_critics
         self.q_smoothing = policy.is_discrete if q_smoothing is None else bool(q_smoothing)
         if q_smoother is not None and not self.q_smoothing:
             raise ValueError("q_smoother was given but q_smoothing is off; pass q_smoothing=True to use it")
@@ -648,10 +677,15 @@ class SAVO(CheckedUpdateMixin, OffPolicyAlgorithm[SAVOPolicy], LaggedNetworkPoly
         return loss1.item(), loss2.item(), target.mean().item()
 
     def _twin_min_values(self, obs: torch.Tensor, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(min{Q, Q₂}, Q) at ``inputs`` ``[B, m, d]``, each ``[B, m]``; no gradient."""
+        """(min of the twin critics, the first critic) at ``inputs`` ``[B, m, d]``, each ``[B, m]``,
+        from the online or the target twins (``surrogate_critics``); no gradient."""
+        first, second = (
+            (self.critic_old, self.critic2_old) if self.surrogate_critics == "target"
+            else (self.policy.critic, self.critic2)
+        )
         with torch.no_grad():
-            q1 = critic_values(self.policy.critic, obs, inputs)
-            q2 = critic_values(self.critic2, obs, inputs)
+            q1 = critic_values(first, obs, inputs)
+            q2 = critic_values(second, obs, inputs)
         return torch.minimum(q1, q2), q1
 
     def _update_surrogates(

@@ -18,6 +18,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from tianshou_qmle.exploration import EPISODE_STEP_KEY
+
 RngState = tuple[str, Any]
 """``(kind, state)``: ``("RandomState", (name, keys, pos, has_gauss, cached))`` or
 ``("Generator", bit_generator_state_dict)``, in plain Python types."""
@@ -65,7 +67,8 @@ RESUME_REQUEST = "tianshou_qmle_resume_request"
 
 
 class ResumableEpisodes(gym.Wrapper):
-    """Records the environment's random generator before every reset (see the module docstring).
+    """Records the environment's random generator before every reset (see the module docstring),
+    and reports ``info["episode_step"]`` (0 at a reset), which episodic exploration noise reads.
 
     Through a Tianshou vector env, ``envs.get_env_attr(RESUME_STATE)`` reads each env's record, and
     ``envs.set_env_attr(RESUME_REQUEST, record, id=i)`` asks env ``i`` to repeat it at its next
@@ -91,14 +94,15 @@ class ResumableEpisodes(gym.Wrapper):
                 restore_rng(self._generator(), request["rng"])
         seeded = kwargs.get("seed") is not None
         rng = None if seeded else capture_rng(self._generator())
-        result = self.env.reset(**kwargs)
+        obs, info = self.env.reset(**kwargs)
         self._record(rng=rng, steps=0)
-        return result
+        return obs, {**info, EPISODE_STEP_KEY: 0}
 
     def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
         state = getattr(self.env.unwrapped, RESUME_STATE)
         state["steps_in_episode"] += 1
-        return self.env.step(action)
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated, truncated, {**info, EPISODE_STEP_KEY: state["steps_in_episode"]}
 
     @property
     def tianshou_qmle_resume_state(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ action box, which is that script's setting on tasks with unit bounds.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,12 +29,19 @@ from tianshou.algorithm.algorithm_base import OffPolicyAlgorithm
 from tianshou.algorithm.modelfree.ddpg import ContinuousDeterministicPolicy
 from tianshou.algorithm.optim import AdamOptimizerFactory
 from tianshou.env import BaseVectorEnv
-from tianshou.exploration import BaseNoise, GaussianNoise, OUNoise
+from tianshou.exploration import BaseNoise, GaussianNoise
 from tianshou.utils.net.common import Net
 from tianshou.utils.net.continuous import ContinuousActorDeterministic
 
 from tianshou_qmle.algorithm.savo import SAVO, NoiseSchedule, SAVOPolicy
-from tianshou_qmle.experiment.runner import prepare_run, train_with_plain_replay
+from tianshou_qmle.experiment.runner import (
+    float_in,
+    positive_float,
+    positive_int,
+    prepare_run,
+    train_with_plain_replay,
+)
+from tianshou_qmle.exploration import EpisodicOUNoise
 from tianshou_qmle.net.savo import SUMMARISERS, build_critic, build_savo_networks
 
 ALGORITHMS = ("savo", "td3")
@@ -106,12 +114,14 @@ def add_agent_arguments(parser: argparse.ArgumentParser, *, defaults: SAVODefaul
 
     savo = parser.add_argument_group("SAVO (Table 3 and §4.3 defaults; ignored by --algo td3)")
     add = savo.add_argument
-    add("--num-actors", type=int, default=3,
-        help="k: successive actors ν₁…ν_k besides μ (k+1 proposals; 0 = one TD3-like actor; "
-             "Fig. 11 goes to 10-15)")
+    add("--list-length", type=positive_int, default=PAPER_LIST_LENGTH,
+        help="actions in the list the maximizer picks from, μ's included: μ plus list-length − 1 "
+             "successive actors (the paper's 3: μ, ν₁, ν₂ and three Q-evaluations, Fig. 9; 1 = one "
+             "TD3-like actor; Fig. 11 goes to 10-15)")
     add("--summariser", choices=SUMMARISERS, default="deepset",
-        help="list encoder of the earlier proposals (App. 13.3, Fig. 20)")
-    add("--summary-dim", type=int, default=32, help="size of the list summary fed to FiLM")
+        help="list encoder of the earlier proposals (App. 13.3, Fig. 20); deepset-state-max is the "
+             "authors' code's (with --summary-dim 16)")
+    add("--summary-dim", type=positive_int, default=32, help="size of the list summary fed to FiLM")
     add("--summariser-hidden", type=int, default=64, help="width inside the list encoder")
     add("--no-previous-actions", action="store_true",
         help="ablation 'SAVO − Previous Actions': no conditioning on a₍<ᵢ₎ (§6.1)")
@@ -126,9 +136,20 @@ def add_agent_arguments(parser: argparse.ArgumentParser, *, defaults: SAVODefaul
     add("--q-smoothing", choices=("auto", "on", "off"), default="auto",
         help="Q-smoothing critic for the actors' gradients (§14.6): auto = on for discrete tasks only")
     add("--proposal-noise", choices=NOISE_KINDS, default="ou",
-        help="noise on every proposal before the arg max (Algorithm 1; OU was picked, Fig. 17)")
-    add("--proposal-noise-sigma", type=float, default=0.1,
-        help="σ of the proposal noise (normalised units; OU: θ 0.15 per step)")
+        help="noise on every proposal before the arg max (Algorithm 1; OU was picked, Fig. 17): ou is "
+             "one OU process per env, restarted every episode, ε scaling its increments")
+    add("--proposal-noise-sigma", type=float_in(0.0, math.inf), default=0.2,
+        help="σ of the proposal noise's increments, normalised units (Table 3: 0.2)")
+    add("--ou-theta", type=float_in(0.0, 1.0, low_open=True), default=0.15,
+        help="θ of the OU proposal noise (Table 3: 0.15)")
+    add("--max-grad-norm", type=positive_float, default=1.0,
+        help="clip every SAVO gradient norm to this (the paper does not say; the authors' code clips "
+             "at 1.0)")
+    add("--no-grad-clip", dest="max_grad_norm", action="store_const", const=None,
+        help="no gradient clipping")
+    add("--surrogate-critics", choices=("target", "online"), default="target",
+        help="twin critics giving the surrogates' targets Ψᵢ: the target copies (the authors' code) "
+             "or the online ones")
     add("--exploration-noise", type=float, default=0.1,
         help="σ of the Gaussian noise on the chosen action (Algorithm 1; TD3's 0.1); 0 disables it")
     add("--eps-start", type=float, default=1.0, help="ε factor on both noises at the start (Table 3)")
@@ -145,13 +166,22 @@ def add_agent_arguments(parser: argparse.ArgumentParser, *, defaults: SAVODefaul
         add("--td3-noise-clip", type=float, default=0.5, help="clip of the target smoothing noise")
 
 
+PAPER_LIST_LENGTH = 3
+"""The paper's list length: μ and two successive actors (Fig. 9; §2's "three Q-evaluations")."""
+
+
+def num_successive_actors(args: argparse.Namespace) -> int:
+    """Successive actors ν₁… besides μ: ``--list-length`` − 1."""
+    return int(args.list_length) - 1
+
+
 def algorithm_name(args: argparse.Namespace) -> str:
     """The run's name in logs and the summary: ``td3``, ``savo``, or ``savo`` plus its ablations."""
     if args.algo == "td3":
         return "td3"
     parts = ["savo"]
-    if args.num_actors != 3:
-        parts.append(f"k{args.num_actors}")
+    if args.list_length != PAPER_LIST_LENGTH:
+        parts.append(f"L{args.list_length}")
     if args.summariser != "deepset":
         parts.append(args.summariser)
     if args.no_previous_actions:
@@ -165,14 +195,15 @@ def algorithm_name(args: argparse.Namespace) -> str:
     return "-".join(parts)
 
 
-def make_noise(kind: str, sigma: float) -> BaseNoise | None:
-    """Tianshou noise by flag: OU (θ 0.15, σ per step, as in DDPG), Gaussian, or none."""
+def make_noise(kind: str, sigma: float, *, theta: float = 0.15) -> BaseNoise | None:
+    """Noise by flag: episodic OU (one process per env, restarted per episode, ε on its
+    increments), Gaussian, or none."""
     if sigma < 0:
         raise SystemExit(f"noise σ must be ≥ 0, got {sigma}")
     if kind == "none" or sigma == 0:
         return None
     if kind == "ou":
-        return OUNoise(sigma=sigma, theta=0.15, dt=1.0)
+        return EpisodicOUNoise(sigma=sigma, theta=theta)
     return GaussianNoise(sigma=sigma)
 
 
@@ -192,7 +223,8 @@ def build_savo(args: argparse.Namespace, env: gym.Env, action_embeddings: np.nda
     q_smoothing = resolve_q_smoothing(args.q_smoothing)
     discrete = isinstance(space, gym.spaces.Discrete)
     nets = build_savo_networks(
-        obs_dim=gym.spaces.flatdim(env.observation_space), act_dim=act_dim, num_successive=args.num_actors,
+        obs_dim=gym.spaces.flatdim(env.observation_space), act_dim=act_dim,
+        num_successive=num_successive_actors(args),
         actor_hidden_sizes=args.actor_hidden_sizes, critic_hidden_sizes=args.critic_hidden_sizes,
         summariser=args.summariser, summariser_hidden=args.summariser_hidden, summary_dim=args.summary_dim,
         condition_on_previous=not args.no_previous_actions,
@@ -202,7 +234,7 @@ def build_savo(args: argparse.Namespace, env: gym.Env, action_embeddings: np.nda
     policy = SAVOPolicy(
         actor=nets.actor, critic=nets.critic, action_space=space, observation_space=env.observation_space,
         action_embeddings=action_embeddings,
-        proposal_noise=make_noise(args.proposal_noise, args.proposal_noise_sigma),
+        proposal_noise=make_noise(args.proposal_noise, args.proposal_noise_sigma, theta=args.ou_theta),
         exploration_noise=make_noise("gaussian", args.exploration_noise),
         noise_schedule=NoiseSchedule(
             start=args.eps_start, end=args.eps_end, decay_steps=args.eps_decay_steps
@@ -216,7 +248,8 @@ def build_savo(args: argparse.Namespace, env: gym.Env, action_embeddings: np.nda
         surrogate_approximation=not args.no_surrogate_approximation, q_smoothing=q_smoothing,
         q_smoother=nets.q_smoother, tau=args.tau, gamma=args.gamma, n_step_return_horizon=args.n_step,
         update_actor_freq=args.update_actor_freq, target_smoothing=args.target_smoothing,
-        policy_noise=args.policy_noise, noise_clip=args.noise_clip,
+        policy_noise=args.policy_noise, noise_clip=args.noise_clip, max_grad_norm=args.max_grad_norm,
+        surrogate_critics=args.surrogate_critics,
     )
 
 
@@ -269,7 +302,7 @@ def validate_args(args: argparse.Namespace) -> None:
         (args.batch_size >= 1, f"--batch-size must be ≥ 1, got {args.batch_size}"),
         (args.buffer_size >= args.batch_size,
          f"--buffer-size must be ≥ --batch-size, got {args.buffer_size}"),
-        (args.num_actors >= 0, f"--num-actors must be ≥ 0, got {args.num_actors}"),
+        (args.list_length >= 1, f"--list-length must be ≥ 1, got {args.list_length}"),
         (args.update_actor_freq >= 1, f"--update-actor-freq must be ≥ 1, got {args.update_actor_freq}"),
         (args.n_step >= 1, f"--n-step must be ≥ 1, got {args.n_step}"),
     ]
@@ -306,6 +339,7 @@ def run_from_args(
 __all__ = [
     "ALGORITHMS",
     "MUJOCO_DEFAULTS",
+    "PAPER_LIST_LENGTH",
     "RECSIM_DEFAULTS",
     "SAVODefaults",
     "add_agent_arguments",
@@ -314,6 +348,7 @@ __all__ = [
     "build_savo",
     "build_td3",
     "make_noise",
+    "num_successive_actors",
     "parse_hidden_sizes",
     "run_from_args",
     "validate_args",

@@ -32,8 +32,10 @@ from tianshou.utils.net.continuous import ContinuousActorDeterministic, Continuo
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-SUMMARISERS = ("deepset", "lstm", "transformer")
-"""Accepted ``summariser`` names (App. 13.3; Fig. 20 finds all three valid, DeepSet is the default)."""
+SUMMARISERS = ("deepset", "deepset-state-max", "lstm", "transformer")
+"""Accepted ``summariser`` names (App. 13.3; Fig. 20 finds all three valid, DeepSet is the default).
+``deepset-state-max`` is the DeepSet of the authors' released code: over ``concat(s, aⱼ)``, max-pooled
+(with a 16-wide summary there)."""
 
 
 def as_observation_tensor(obs: Any, device: torch.device | str) -> torch.Tensor:
@@ -214,13 +216,14 @@ class ListSummariser(nn.Module, ABC):
         self.encode = two_layer_mlp(act_dim, hidden, hidden, final_relu=True)
 
     @abstractmethod
-    def summarise(self, actions: torch.Tensor) -> torch.Tensor:
-        """The summary of the whole list: ``[B, n, d]`` → ``[B, summary_dim]``."""
+    def summarise(self, actions: torch.Tensor, obs: torch.Tensor | None = None) -> torch.Tensor:
+        """The summary of the whole list: ``[B, n, d]`` (and the states ``[B, o]``, for summarisers
+        that read them) → ``[B, summary_dim]``."""
 
     @abstractmethod
-    def prefix_summaries(self, actions: torch.Tensor) -> torch.Tensor:
+    def prefix_summaries(self, actions: torch.Tensor, obs: torch.Tensor | None = None) -> torch.Tensor:
         """Summaries of every prefix: ``[B, n, d]`` → ``[B, n, summary_dim]``; row ``i`` summarises
-        ``actions[:, : i + 1]`` and equals ``summarise(actions[:, : i + 1])``."""
+        ``actions[:, : i + 1]`` and equals ``summarise(actions[:, : i + 1], obs)``."""
 
 
 class DeepSetSummariser(ListSummariser):
@@ -233,13 +236,39 @@ class DeepSetSummariser(ListSummariser):
         super().__init__(act_dim=act_dim, hidden=hidden, summary_dim=summary_dim)
         self.readout = two_layer_mlp(hidden, hidden, summary_dim, final_relu=False)
 
-    def summarise(self, actions: torch.Tensor) -> torch.Tensor:
+    def summarise(self, actions: torch.Tensor, obs: torch.Tensor | None = None) -> torch.Tensor:
         return self.readout(self.encode(actions).mean(dim=1))
 
-    def prefix_summaries(self, actions: torch.Tensor) -> torch.Tensor:
+    def prefix_summaries(self, actions: torch.Tensor, obs: torch.Tensor | None = None) -> torch.Tensor:
         encoded = self.encode(actions)
         counts = torch.arange(1, actions.shape[1] + 1, device=actions.device, dtype=encoded.dtype)
         return self.readout(encoded.cumsum(dim=1) / counts.view(1, -1, 1))
+
+
+class StateActionDeepSetSummariser(ListSummariser):
+    """The DeepSet of the SAVO authors' code: encode ``concat(s, aⱼ)`` for each earlier proposal,
+    max-pool, then a 2-layer ReLU MLP. Permutation invariant; prefixes come from one cumulative max.
+
+    :param obs_dim: size of the state ``s`` concatenated to each proposal.
+    """
+
+    def __init__(self, *, act_dim: int, hidden: int, summary_dim: int, obs_dim: int) -> None:
+        super().__init__(act_dim=act_dim, hidden=hidden, summary_dim=summary_dim)
+        self.obs_dim = check_positive_int("obs_dim", obs_dim)
+        self.encode = two_layer_mlp(obs_dim + act_dim, hidden, hidden, final_relu=True)
+        self.readout = two_layer_mlp(hidden, hidden, summary_dim, final_relu=False)
+
+    def _encoded(self, actions: torch.Tensor, obs: torch.Tensor | None) -> torch.Tensor:
+        if obs is None:
+            raise ValueError("the deepset-state-max summariser reads the states: pass obs")
+        b, n, _ = actions.shape
+        return self.encode(torch.cat([obs.unsqueeze(1).expand(b, n, obs.shape[-1]), actions], dim=-1))
+
+    def summarise(self, actions: torch.Tensor, obs: torch.Tensor | None = None) -> torch.Tensor:
+        return self.readout(self._encoded(actions, obs).max(dim=1).values)
+
+    def prefix_summaries(self, actions: torch.Tensor, obs: torch.Tensor | None = None) -> torch.Tensor:
+        return self.readout(torch.cummax(self._encoded(actions, obs), dim=1).values)
 
 
 def expanded_prefixes(encoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -265,10 +294,10 @@ class LSTMSummariser(ListSummariser):
         _, (h_n, _) = self.lstm(sequences)
         return torch.cat([h_n[-2], h_n[-1]], dim=-1)  # last layer, forward and backward
 
-    def summarise(self, actions: torch.Tensor) -> torch.Tensor:
+    def summarise(self, actions: torch.Tensor, obs: torch.Tensor | None = None) -> torch.Tensor:
         return self.readout(self._final_states(self.encode(actions)))
 
-    def prefix_summaries(self, actions: torch.Tensor) -> torch.Tensor:
+    def prefix_summaries(self, actions: torch.Tensor, obs: torch.Tensor | None = None) -> torch.Tensor:
         b, n, _ = actions.shape
         sequences, lengths = expanded_prefixes(self.encode(actions))
         packed = pack_padded_sequence(sequences, lengths.cpu(), batch_first=True, enforce_sorted=False)
@@ -287,10 +316,10 @@ class TransformerSummariser(ListSummariser):
         )
         self.readout = two_layer_mlp(hidden, hidden, summary_dim, final_relu=False)
 
-    def summarise(self, actions: torch.Tensor) -> torch.Tensor:
+    def summarise(self, actions: torch.Tensor, obs: torch.Tensor | None = None) -> torch.Tensor:
         return self.readout(self.block(self.encode(actions)).mean(dim=1))
 
-    def prefix_summaries(self, actions: torch.Tensor) -> torch.Tensor:
+    def prefix_summaries(self, actions: torch.Tensor, obs: torch.Tensor | None = None) -> torch.Tensor:
         b, n, _ = actions.shape
         sequences, lengths = expanded_prefixes(self.encode(actions))
         valid = torch.arange(n, device=actions.device).unsqueeze(0) < lengths.unsqueeze(1)  # [B·n, n]
@@ -300,8 +329,16 @@ class TransformerSummariser(ListSummariser):
         return self.readout(pooled).view(b, n, self.summary_dim)
 
 
-def make_summariser(kind: str, *, act_dim: int, hidden: int = 64, summary_dim: int = 32) -> ListSummariser:
-    """A list summariser by name: ``"deepset"`` (default in SAVO), ``"lstm"`` or ``"transformer"``."""
+def make_summariser(
+    kind: str, *, act_dim: int, hidden: int = 64, summary_dim: int = 32, obs_dim: int | None = None
+) -> ListSummariser:
+    """A list summariser by name: ``"deepset"`` (default in SAVO), ``"deepset-state-max"`` (the
+    authors' code; needs ``obs_dim``), ``"lstm"`` or ``"transformer"``."""
+    if kind == "deepset-state-max":
+        if obs_dim is None:
+            raise ValueError("the deepset-state-max summariser needs obs_dim")
+        return StateActionDeepSetSummariser(act_dim=act_dim, hidden=hidden, summary_dim=summary_dim,
+                                            obs_dim=obs_dim)
     classes = {"deepset": DeepSetSummariser, "lstm": LSTMSummariser, "transformer": TransformerSummariser}
     if kind not in classes:
         raise ValueError(f"summariser must be one of {', '.join(SUMMARISERS)}, got {kind!r}")
@@ -367,7 +404,8 @@ class SAVOActor(nn.Module):
         )
         conditioned = self.condition_on_previous and num_successive > 0
         self.summariser: ListSummariser | None = (
-            make_summariser(summariser, act_dim=act_dim, hidden=summariser_hidden, summary_dim=summary_dim)
+            make_summariser(summariser, act_dim=act_dim, hidden=summariser_hidden, summary_dim=summary_dim,
+                            obs_dim=obs_dim)
             if conditioned
             else None
         )
@@ -396,7 +434,8 @@ class SAVOActor(nn.Module):
         proposals = [self.base(obs_t)[0]]
         for i in range(self.num_successive):
             assert self.successive is not None
-            summary = self.summariser.summarise(torch.stack(proposals, dim=1)) if self.summariser else None
+            summary = (self.summariser.summarise(torch.stack(proposals, dim=1), obs_t)
+                       if self.summariser else None)
             proposals.append(torch.tanh(self.successive.member(i, obs_t, summary)))
         return torch.stack(proposals, dim=1)
 
@@ -416,7 +455,8 @@ class SAVOActor(nn.Module):
             )
         x = obs_t.unsqueeze(0).expand(k, -1, -1)
         summaries = (
-            self.summariser.prefix_summaries(anchors).transpose(0, 1) if self.summariser is not None else None
+            self.summariser.prefix_summaries(anchors, obs_t).transpose(0, 1)
+            if self.summariser is not None else None
         )
         return torch.tanh(self.successive(x, summaries)).transpose(0, 1)
 
@@ -463,7 +503,8 @@ class SurrogateCritics(nn.Module):
         self.condition_on_previous = bool(condition_on_previous)
         self.summariser: ListSummariser | None = (
             make_summariser(
-                summariser, act_dim=anchor_dim or act_dim, hidden=summariser_hidden, summary_dim=summary_dim
+                summariser, act_dim=anchor_dim or act_dim, hidden=summariser_hidden, summary_dim=summary_dim,
+                obs_dim=obs_dim,
             )
             if self.condition_on_previous
             else None
@@ -496,7 +537,7 @@ class SurrogateCritics(nn.Module):
         x = x.permute(2, 0, 1, 3)  # [k, B, m, o + d]
         summaries = None
         if self.summariser is not None:
-            summaries = self.summariser.prefix_summaries(anchors).transpose(0, 1)  # [k, B, z]
+            summaries = self.summariser.prefix_summaries(anchors, obs_t).transpose(0, 1)  # [k, B, z]
         values = self.mlp(x, summaries).squeeze(-1)  # [k, B, m]
         return values.permute(1, 2, 0)
 
@@ -602,6 +643,7 @@ __all__ = [
     "SAVONetworks",
     "StackedFiLM",
     "StackedLinear",
+    "StateActionDeepSetSummariser",
     "SurrogateCritics",
     "TransformerSummariser",
     "build_critic",
