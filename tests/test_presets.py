@@ -202,3 +202,25 @@ def test_acting_after_moving_the_model_to_cuda():
     policy = QMLEPolicy(model=model, action_space=BOX, m_greedy=16)
     actions = policy.greedy_actions(np.zeros((4, 5), dtype=np.float32))
     assert actions.device.type == "cuda" and actions.shape == (4, 3)
+
+
+def test_compiled_scoring_falls_back_to_eager_with_one_warning_when_compiling_fails(monkeypatch):
+    from tianshou_qmle.net import critic as critic_module
+
+    def broken():
+        def fail(*args):
+            raise RuntimeError("no C++ compiler found")
+        return fail
+
+    monkeypatch.setattr(critic_module, "compiled_score_block", broken)
+    monkeypatch.setattr(critic_module, "_compile_failure", None)
+    model = build_qmle_network(obs_dim=5, action_space=BOX)
+    model.critic.compile_scoring = True
+    features = model.critic.features(torch.randn(64, 5))
+    actions = torch.rand(64, 16, 3) * 2 - 1
+    with pytest.warns(RuntimeWarning, match="could not build the scoring kernel.*no C\\+\\+ compiler"):
+        first = model.critic.score_candidates(features, actions)
+    second = model.critic.score_candidates(features, actions)  # no second warning, eager from here on
+    model.critic.compile_scoring = False
+    torch.testing.assert_close(first, model.critic.score_candidates(features, actions))
+    torch.testing.assert_close(second, first)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -91,6 +92,10 @@ MIN_COMPILED_BLOCK = 512
 ``compile_scoring`` is on: compiling each such shape would cost more than it saves."""
 
 
+_compile_failure: str | None = None
+"""Why ``torch.compile`` could not build the scoring kernel here, once it failed (None until then)."""
+
+
 def compiled_score_block() -> Any:
     """:func:`fused_score_block` under ``torch.compile``, created on first use and shared by all
     critics (it takes the weights as arguments, so online and target critics share its kernels)."""
@@ -98,6 +103,25 @@ def compiled_score_block() -> Any:
     if _compiled_score_block is None:
         _compiled_score_block = torch.compile(fused_score_block, fullgraph=True)
     return _compiled_score_block
+
+
+def run_compiled_or_eager(*args: Any) -> torch.Tensor:
+    """The compiled kernel, or the eager one where compiling fails (no C++ compiler, an unsupported
+    platform): then once a warning that says why, and eager scoring from there on."""
+    global _compile_failure
+    if _compile_failure is None:
+        try:
+            return compiled_score_block()(*args)
+        except Exception as err:  # Inductor raises many kinds: compiler missing, backend failures
+            first_line = (str(err).strip().splitlines() or [""])[0][:200]
+            _compile_failure = f"{type(err).__name__}: {first_line}"
+            warnings.warn(
+                f"compile_scoring: torch.compile could not build the scoring kernel ({_compile_failure}); "
+                f"scoring eagerly instead (same values, slower). On CPU, Inductor needs a C++ compiler "
+                f"(e.g. apt install g++).",
+                RuntimeWarning, stacklevel=2,
+            )
+    return score_block(*args)
 
 
 class ResidualBlock(nn.Module):
@@ -286,7 +310,7 @@ class ActionInCritic(nn.Module):
         obs_part, feats, actions = obs_part.to(low), features.to(low), actions.to(low)
         out = torch.empty(batch_size, m, device=features.device, dtype=weights.head_b.dtype)
         compiled = self.compile_scoring and batch_size * m >= MIN_COMPILED_BLOCK
-        kernel = compiled_score_block() if compiled else score_block
+        kernel = run_compiled_or_eager if compiled else score_block
         states = max(1, self.score_block // m)
         per_state = min(m, self.score_block)
         for s0 in range(0, batch_size, states):
