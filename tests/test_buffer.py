@@ -261,3 +261,23 @@ def test_loaded_vector_buffer_keeps_episode_boundaries_for_new_data(route, tmp_p
     loaded.add(ending)
     # env 0's episode just ended, so it has no unfinished transition; envs 1 and 2 do
     assert len(loaded.unfinished_index()) == 2
+
+
+def test_importance_weights_are_normalised_by_the_batch_maximum_as_documented():
+    buf = make_replay_buffer(size=200, num_envs=1, prioritized=True, alpha=0.6, beta=0.2, seed=0)
+    for i in range(100):
+        buf.add(Batch(obs=np.full((1, 3), i), act=np.zeros((1, 1), dtype=np.float32), rew=np.zeros(1),
+                      terminated=np.zeros(1, bool), truncated=np.zeros(1, bool),
+                      obs_next=np.full((1, 3), i + 1), info=[{}]))
+    buf.update_weight(np.arange(100), np.linspace(0.01, 5.0, 100))
+    np.random.seed(0)
+    batch, idx = buf.sample(64)
+    priorities_alpha = buf.weight[idx]  # p^α, what the segment tree holds
+    expected = priorities_alpha ** (-0.2) / (priorities_alpha ** (-0.2)).max()
+    np.testing.assert_allclose(batch.weight, expected, rtol=1e-5)
+    assert batch.weight.max() == pytest.approx(1.0)
+    # against the buffer-wide normalisation of the paper: one common factor ≥ 1 per batch
+    buffer_wide = priorities_alpha ** (-0.2) / (buf.weight[np.arange(100)] ** (-0.2)).max()
+    ratio = batch.weight / buffer_wide
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-5)
+    assert ratio[0] >= 1.0

@@ -190,6 +190,14 @@ class ArgmaxPriorReplayBuffer(_ArgmaxPriorMixin, ReplayBuffer):
 class PrioritizedArgmaxPriorReplayBuffer(_ArgmaxPriorMixin, PrioritizedReplayBuffer):
     """Prioritized replay (Schaul et al. 2016) with an arg max prior per transition (App. B).
 
+    Importance weights, as Tianshou computes them: ``w_j = (p_j / p_min)^(-αβ)``, normalised by
+    the largest weight *in the sampled batch*, where Schaul et al. (and the QMLE paper) normalise
+    by the largest weight in the whole buffer, ``(p_j / p_min,buffer)^(-αβ)``. Within a batch the
+    two differ by one common factor, ``(p_min,batch / p_min,buffer)^(αβ)`` ≥ 1: the direction of
+    every gradient step is the same, and its size is larger by that factor. With Table 1's α 0.6
+    and β 0.2 (αβ = 0.12), a batch whose smallest priority is 100 times the buffer's smallest
+    steps 1.74 times further. We keep Tianshou's normalisation.
+
     :param size: capacity (10⁶ in Table 1).
     :param alpha: priority exponent (0.6 in Table 1).
     :param beta: importance-sampling exponent (0.2 in Table 1; ``set_beta`` anneals it).
