@@ -29,16 +29,23 @@ from tianshou_qmle.experiment.qmle_factory import (
     curriculum_switch,
     qmle_parser,
 )
-from tianshou_qmle.experiment.runner import HelpFormatter, add_run_arguments, prepare_run, train_and_evaluate
+from tianshou_qmle.experiment.runner import (
+    HelpFormatter,
+    add_run_arguments,
+    int_at_least,
+    positive_int,
+    prepare_run,
+    train_and_evaluate,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = qmle_parser(description=__doc__, formatter_class=HelpFormatter)
     add_run_arguments(p, task="cartpole-swingup", total_steps=50_000, warmup=1000)
     cur = p.add_argument_group("curriculum (App. E.3): a coarse grid first, then the continuous box")
-    cur.add_argument("--grid-bins", type=int, default=None,
+    cur.add_argument("--grid-bins", type=int_at_least(2), default=None,
                      help="restrict actions to K values per dimension (3 = bang-off-bang); None: continuous")
-    cur.add_argument("--continuous-from", type=int, default=None,
+    cur.add_argument("--continuous-from", type=positive_int, default=None,
                      help="env step at which --grid-bins is lifted; None keeps the grid for the whole run")
     return p
 

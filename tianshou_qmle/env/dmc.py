@@ -66,6 +66,11 @@ def make_dmc_env(task: str, seed: int | None = None, *, action_bins: int | None 
     :param action_bins: None keeps the continuous Box; K ≥ 2 discretises each action dimension
         into K values, ``MultiDiscrete([K] * d)`` (3 = bang-off-bang, QMLE App. D.3).
     """
+    if action_bins is not None and (
+        isinstance(action_bins, bool) or not isinstance(action_bins, int) or action_bins < 2
+    ):
+        raise ValueError(f"action_bins must be None (continuous) or an integer ≥ 2 (3 is bang-off-bang), "
+                         f"got {action_bins!r}")
     domain, name = parse_dmc_task(task)
     _register_shimmy()
     env_id = f"dm_control/{domain}-{name}-v0"

@@ -39,7 +39,15 @@ from tianshou_qmle.algorithm.iq import (
     Temperature,
     multicategorical_target_entropy,
 )
-from tianshou_qmle.experiment.runner import prepare_run, train_with_plain_replay
+from tianshou_qmle.experiment.runner import (
+    float_in,
+    int_at_least,
+    positive_float,
+    positive_int,
+    prepare_run,
+    train_with_plain_replay,
+    unit_interval,
+)
 from tianshou_qmle.net.iq import POLICY_TYPES, build_iq_network
 
 ALGORITHMS = ("iq", "miq", "sac")
@@ -85,14 +93,14 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
                        help="iq: IQ (α = 0); miq: M-IQ (α = --alpha); sac: Tianshou's SAC baseline")
     agent.add_argument("--hidden-sizes", type=parse_hidden_sizes, default=(256, 256),
                        help="hidden widths of every MLP (IQ policy and value; SAC actor and critics)")
-    agent.add_argument("--gamma", type=float, default=0.99, help="discount factor γ")
-    agent.add_argument("--polyak", type=float, default=0.005,
+    agent.add_argument("--gamma", type=unit_interval, default=0.99, help="discount factor γ")
+    agent.add_argument("--polyak", type=float_in(0.0, 1.0, low_open=True), default=0.005,
                        help="λ: Polyak rate of the target networks (SAC's tau)")
-    agent.add_argument("--batch-size", type=int, default=256, help="replay batch size")
-    agent.add_argument("--buffer-size", type=int, default=1_000_000, help="replay capacity")
-    agent.add_argument("--env-steps-per-collect", type=int, default=1,
+    agent.add_argument("--batch-size", type=positive_int, default=256, help="replay batch size")
+    agent.add_argument("--buffer-size", type=positive_int, default=1_000_000, help="replay capacity")
+    agent.add_argument("--env-steps-per-collect", type=positive_int, default=1,
                        help="env steps per collect step of the trainer")
-    agent.add_argument("--updates-per-step", type=float, default=1.0,
+    agent.add_argument("--updates-per-step", type=positive_float, default=1.0,
                        help="gradient updates per env step")
 
     iq = parser.add_argument_group(
@@ -103,44 +111,45 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
                     help="how τ is set: fixed (--temperature; 0.01 is the paper's setting), entropy (ours: "
                          "τ adapted to hold π's entropy at --target-entropy-share of its maximum, as "
                          "SAC's α), reward (ours: τ = --temperature-relative × running mean |r|)")
-    iq.add_argument("--temperature", type=float, default=PAPER_TEMPERATURE,
+    iq.add_argument("--temperature", type=positive_float, default=PAPER_TEMPERATURE,
                     help="τ of the fixed scheme (the paper's 0.01 on MuJoCo)")
-    iq.add_argument("--initial-temperature", type=float, default=1.0,
+    iq.add_argument("--initial-temperature", type=positive_float, default=1.0,
                     help="entropy scheme: τ at the start")
-    iq.add_argument("--target-entropy-share", type=float, default=DEFAULT_TARGET_ENTROPY_SHARE,
+    iq.add_argument("--target-entropy-share", type=float_in(0.0, 1.0, low_open=True),
+                    default=DEFAULT_TARGET_ENTROPY_SHARE,
                     help="entropy scheme: target entropy as a share of the multicategorical maximum d·ln n")
     iq.add_argument("--target-entropy", type=float, default=None,
                     help="entropy scheme: target entropy in nats (overrides the share; None: the share, "
                          "or -d for the Gaussian policy, as SAC)")
-    iq.add_argument("--temperature-relative", type=float, default=0.1,
+    iq.add_argument("--temperature-relative", type=positive_float, default=0.1,
                     help="reward scheme: τ per unit of the running mean |r|")
     iq.add_argument("--alpha", type=float, default=None,
                     help=f"α of M-IQ, in (0, 1); None means {MIQ_DEFAULT_ALPHA} for --algo miq. "
                          f"--algo iq is α = 0 and rejects this flag")
-    iq.add_argument("--num-bins", type=int, default=11,
+    iq.add_argument("--num-bins", type=int_at_least(2), default=11,
                     help="n: values per action dimension of the multicategorical policy (§4)")
     iq.add_argument("--policy-type", choices=POLICY_TYPES, default="multicategorical",
                     help="multicategorical (§4) or gaussian (the §6 ablation)")
-    iq.add_argument("--lr", type=float, default=3e-4, help="Adam step size of the single IQ loss")
+    iq.add_argument("--lr", type=positive_float, default=3e-4, help="Adam step size of the single IQ loss")
     iq.add_argument("--munchausen-clip", type=float, default=MUNCHAUSEN_CLIP,
                     help="l₀ < 0 clips τ ln π̄ to [l₀, 0] as M-DQN does (a departure from Eq. 2, which "
                          "lets replayed actions under a peaked π̄ add terms of -500)")
     iq.add_argument("--no-munchausen-clip", dest="munchausen_clip", action="store_const", const=None,
                     help="Eq. 2 as written: no clip on the Munchausen term")
-    iq.add_argument("--max-grad-norm", type=float, default=None,
+    iq.add_argument("--max-grad-norm", type=positive_float, default=None,
                     help="clip the IQ gradient norm; None (the paper) does not clip")
     iq.add_argument("--stochastic-eval", action="store_true",
                     help="sample π at evaluation instead of taking its per-dimension mode")
 
     sac = parser.add_argument_group("SAC baseline (Tianshou's mujoco_sac.py; only for --algo sac)")
-    sac.add_argument("--sac-actor-lr", type=float, default=3e-4,
+    sac.add_argument("--sac-actor-lr", type=positive_float, default=3e-4,
                      help="actor Adam step size (mujoco_sac.py uses 1e-3)")
-    sac.add_argument("--sac-critic-lr", type=float, default=3e-4,
+    sac.add_argument("--sac-critic-lr", type=positive_float, default=3e-4,
                      help="critics' Adam step size (mujoco_sac.py uses 1e-3)")
     sac.add_argument("--sac-auto-alpha", action=argparse.BooleanOptionalAction, default=True,
                      help="tune SAC's entropy coefficient towards entropy -dim(A) (Adam 3e-4), as the IQ "
                           "paper's SAC baseline; --no-sac-auto-alpha fixes it at --sac-alpha")
-    sac.add_argument("--sac-alpha", type=float, default=0.2,
+    sac.add_argument("--sac-alpha", type=positive_float, default=0.2,
                      help="entropy coefficient when not tuned (mujoco_sac.py's 0.2); the start otherwise")
 
 

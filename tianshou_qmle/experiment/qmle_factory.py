@@ -4,7 +4,6 @@ them, the update schedule and the App. E.3 curriculum hook."""
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,8 +24,8 @@ from tianshou_qmle.experiment.presets import (
 )
 from tianshou_qmle.experiment.runner import (
     Schedule,
-    float_in,
     int_at_least,
+    non_negative_float,
     positive_float,
     positive_int,
     unit_interval,
@@ -95,7 +94,7 @@ def add_qmle_arguments(
                           "Eq. 20; with --ratios 1 0 0 this is App. D.2's ablation without amortisation)")
     alg.add_argument("--uniform-replay", action="store_true", default=t1["uniform_replay"],
                      help="uniform replay (Algorithm 1) instead of prioritized (App. B)")
-    alg.add_argument("--alpha", type=float_in(0.0, math.inf), default=t1["alpha"], help="priority exponent")
+    alg.add_argument("--alpha", type=non_negative_float, default=t1["alpha"], help="priority exponent")
     alg.add_argument("--beta", type=unit_interval, default=t1["beta"], help="importance-sampling exponent")
     alg.add_argument("--eps", type=unit_interval, default=t1["eps"], help="ε of ε-greedy exploration")
     alg.add_argument("--scoring-dtype", choices=list(SCORING_DTYPES), default=t1["scoring_dtype"],

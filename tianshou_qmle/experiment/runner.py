@@ -90,6 +90,7 @@ def float_in(low: float, high: float, *, low_open: bool = False) -> Callable[[st
 
 
 positive_float = float_in(0.0, math.inf, low_open=True)
+non_negative_float = float_in(0.0, math.inf)
 unit_interval = float_in(0.0, 1.0)
 
 

@@ -17,7 +17,6 @@ action box, which is that script's setting on tasks with unit bounds.
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,10 +35,12 @@ from tianshou.utils.net.continuous import ContinuousActorDeterministic
 from tianshou_qmle.algorithm.savo import SAVO, NoiseSchedule, SAVOPolicy
 from tianshou_qmle.experiment.runner import (
     float_in,
+    non_negative_float,
     positive_float,
     positive_int,
     prepare_run,
     train_with_plain_replay,
+    unit_interval,
 )
 from tianshou_qmle.exploration import EpisodicOUNoise
 from tianshou_qmle.net.savo import SUMMARISERS, build_critic, build_savo_networks
@@ -98,19 +99,19 @@ def add_agent_arguments(parser: argparse.ArgumentParser, *, defaults: SAVODefaul
         help="hidden widths of μ and every νᵢ (Table 3 'Actor: MLP Layers'); TD3's actor")
     add("--critic-hidden-sizes", type=parse_hidden_sizes, default=defaults.critic_hidden_sizes,
         help="hidden widths of Q, Q₂, every Ψ̂ᵢ and Q̃ (Table 3 'Critic: MLP Layers'); TD3's critics")
-    add("--actor-lr", type=float, default=3e-4,
+    add("--actor-lr", type=positive_float, default=3e-4,
         help="Adam step size of the actors and their list encoder (Table 3)")
-    add("--critic-lr", type=float, default=3e-4, help="Adam step size of the critics (Table 3)")
-    add("--gamma", type=float, default=0.99, help="discount factor γ (Table 3)")
-    add("--tau", type=float, default=0.005, help="Polyak rate of the target networks (TD3)")
-    add("--update-actor-freq", type=int, default=2,
+    add("--critic-lr", type=positive_float, default=3e-4, help="Adam step size of the critics (Table 3)")
+    add("--gamma", type=unit_interval, default=0.99, help="discount factor γ (Table 3)")
+    add("--tau", type=unit_interval, default=0.005, help="Polyak rate of the target networks (TD3)")
+    add("--update-actor-freq", type=positive_int, default=2,
         help="critic updates per delayed actor and target update (TD3)")
-    add("--n-step", type=int, default=1, help="n-step return horizon (1 = Algorithm 1)")
-    add("--batch-size", type=int, default=256, help="replay batch size (Table 3)")
-    add("--buffer-size", type=int, default=defaults.buffer_size,
+    add("--n-step", type=positive_int, default=1, help="n-step return horizon (1 = Algorithm 1)")
+    add("--batch-size", type=positive_int, default=256, help="replay batch size (Table 3)")
+    add("--buffer-size", type=positive_int, default=defaults.buffer_size,
         help="replay capacity (Table 3); the same buffer type for both algorithms")
-    add("--env-steps-per-collect", type=int, default=1, help="env steps per collect step")
-    add("--updates-per-step", type=float, default=1.0, help="gradient updates per env step")
+    add("--env-steps-per-collect", type=positive_int, default=1, help="env steps per collect step")
+    add("--updates-per-step", type=positive_float, default=1.0, help="gradient updates per env step")
 
     savo = parser.add_argument_group("SAVO (Table 3 and §4.3 defaults; ignored by --algo td3)")
     add = savo.add_argument
@@ -122,23 +123,23 @@ def add_agent_arguments(parser: argparse.ArgumentParser, *, defaults: SAVODefaul
         help="list encoder of the earlier proposals (App. 13.3, Fig. 20); deepset-state-max is the "
              "authors' code's (with --summary-dim 16)")
     add("--summary-dim", type=positive_int, default=32, help="size of the list summary fed to FiLM")
-    add("--summariser-hidden", type=int, default=64, help="width inside the list encoder")
+    add("--summariser-hidden", type=positive_int, default=64, help="width inside the list encoder")
     add("--no-previous-actions", action="store_true",
         help="ablation 'SAVO − Previous Actions': no conditioning on a₍<ᵢ₎ (§6.1)")
     add("--no-surrogate-approximation", action="store_true",
         help="ablation 'SAVO − Approximation': νᵢ ascends Ψᵢ itself, no Ψ̂ᵢ (§6.1)")
-    add("--surrogate-lr", type=float, default=3e-4, help="Adam step size of the surrogates Ψ̂ᵢ")
+    add("--surrogate-lr", type=positive_float, default=3e-4, help="Adam step size of the surrogates Ψ̂ᵢ")
     add("--target-smoothing", action="store_true",
         help="ablation 'SAVO + Action Smoothing': TD3's target policy smoothing (off in SAVO, §4.3)")
-    add("--policy-noise", type=float, default=0.2,
+    add("--policy-noise", type=non_negative_float, default=0.2,
         help="σ of the target smoothing noise, normalised units (only with --target-smoothing)")
-    add("--noise-clip", type=float, default=0.5, help="clip of the target smoothing noise")
+    add("--noise-clip", type=non_negative_float, default=0.5, help="clip of the target smoothing noise")
     add("--q-smoothing", choices=("auto", "on", "off"), default="auto",
         help="Q-smoothing critic for the actors' gradients (§14.6): auto = on for discrete tasks only")
     add("--proposal-noise", choices=NOISE_KINDS, default="ou",
         help="noise on every proposal before the arg max (Algorithm 1; OU was picked, Fig. 17): ou is "
              "one OU process per env, restarted every episode, ε scaling its increments")
-    add("--proposal-noise-sigma", type=float_in(0.0, math.inf), default=0.2,
+    add("--proposal-noise-sigma", type=non_negative_float, default=0.2,
         help="σ of the proposal noise's increments, normalised units (Table 3: 0.2)")
     add("--ou-theta", type=float_in(0.0, 1.0, low_open=True), default=0.15,
         help="θ of the OU proposal noise (Table 3: 0.15)")
@@ -150,20 +151,23 @@ def add_agent_arguments(parser: argparse.ArgumentParser, *, defaults: SAVODefaul
     add("--surrogate-critics", choices=("target", "online"), default="target",
         help="twin critics giving the surrogates' targets Ψᵢ: the target copies (the authors' code) "
              "or the online ones")
-    add("--exploration-noise", type=float, default=0.1,
+    add("--exploration-noise", type=non_negative_float, default=0.1,
         help="σ of the Gaussian noise on the chosen action (Algorithm 1; TD3's 0.1); 0 disables it")
-    add("--eps-start", type=float, default=1.0, help="ε factor on both noises at the start (Table 3)")
-    add("--eps-end", type=float, default=0.01, help="ε after the decay (Table 3)")
-    add("--eps-decay-steps", type=int, default=defaults.eps_decay_steps,
+    add("--eps-start", type=non_negative_float, default=1.0,
+        help="ε factor on both noises at the start (Table 3)")
+    add("--eps-end", type=non_negative_float, default=0.01, help="ε after the decay (Table 3)")
+    add("--eps-decay-steps", type=positive_int, default=defaults.eps_decay_steps,
         help="env steps of the linear ε decay (Table 3 'Actor: ε decay steps')")
 
     if with_td3:
         td3 = parser.add_argument_group("TD3 baseline (Tianshou's mujoco_td3.py; only for --algo td3)")
         add = td3.add_argument
-        add("--td3-exploration-noise", type=float, default=0.1,
+        add("--td3-exploration-noise", type=non_negative_float, default=0.1,
             help="σ of the Gaussian exploration noise, normalised units")
-        add("--td3-policy-noise", type=float, default=0.2, help="σ of the target smoothing noise")
-        add("--td3-noise-clip", type=float, default=0.5, help="clip of the target smoothing noise")
+        add("--td3-policy-noise", type=non_negative_float, default=0.2,
+            help="σ of the target smoothing noise")
+        add("--td3-noise-clip", type=non_negative_float, default=0.5,
+            help="clip of the target smoothing noise")
 
 
 PAPER_LIST_LENGTH = 3

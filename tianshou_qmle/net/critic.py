@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tianshou_qmle.validation import check_positive_int
+
 
 def as_float_tensor(x: Any, device: torch.device | str) -> torch.Tensor:
     """Convert observations or actions to a float32 tensor on ``device`` (no copy if already so)."""
@@ -191,8 +193,9 @@ class ActionInCritic(nn.Module):
         bilinear_head: bool = False,
     ) -> None:
         super().__init__()
-        if obs_dim < 1 or act_dim < 1:
-            raise ValueError(f"obs_dim and act_dim must be ≥ 1, got {obs_dim=} and {act_dim=}")
+        for name, value in (("obs_dim", obs_dim), ("act_dim", act_dim), ("obs_width", obs_width),
+                            ("act_width", act_width)):
+            check_positive_int(value, name)
         if score_block < 1:
             raise ValueError(f"score_block must be ≥ 1, got {score_block}")
         self.obs_dim, self.act_dim = obs_dim, act_dim

@@ -23,6 +23,7 @@ from tianshou_qmle.net.predictors import (
     FactoredCategoricalPredictor,
     ItemCategoricalPredictor,
 )
+from tianshou_qmle.validation import check_positive_int
 
 PREDICTOR_FAMILIES = ("delta", "categorical")
 
@@ -129,6 +130,13 @@ def build_qmle_network(
         embeddings whose value is an inner product with the user's state (the recommender).
     :param device: where to put the parameters.
     """
+    check_positive_int(obs_dim, "obs_dim")
+    check_positive_int(hidden_width, "hidden_width")
+    if isinstance(delta_std, bool) or not isinstance(delta_std, int | float) or not delta_std > 0:
+        raise ValueError(f"delta_std must be a number > 0 (σ of the delta predictor's samples; 0.05 in "
+                         f"Table 1), got {delta_std!r}")
+    if num_bins is not None and (isinstance(num_bins, bool) or not isinstance(num_bins, int) or num_bins < 2):
+        raise ValueError(f"num_bins must be None or an integer ≥ 2 (3 is bang-off-bang), got {num_bins!r}")
     codec = _codec_for(act_dim, action_space, action_embeddings, grid_bins)
     families = default_predictor_families(action_space) if predictor_families is None else predictor_families
     critic = ActionInCritic(
