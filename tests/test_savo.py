@@ -549,7 +549,8 @@ def test_discrete_checkpoint_round_trip(tmp_path):
 def test_negative_k_and_unknown_summariser_are_rejected():
     with pytest.raises(ValueError, match=r"num_successive \(k\) must be an int ≥ 0.*got -1"):
         SAVOActor(obs_dim=3, act_dim=1, num_successive=-1)
-    with pytest.raises(ValueError, match="summariser must be one of deepset, deepset-state-max, lstm, transformer, got .gru."):
+    pattern = r"summariser must be one of deepset, deepset-state-max, lstm, transformer, got 'gru'"
+    with pytest.raises(ValueError, match=pattern):
         SAVOActor(obs_dim=3, act_dim=1, summariser="gru")
     with pytest.raises(ValueError, match="summariser must be one of"):
         build_savo_networks(obs_dim=3, act_dim=1, summariser="mean")
