@@ -1,39 +1,13 @@
 #!/usr/bin/env python
-"""Train IQ, M-IQ or Tianshou's SAC on a gymnasium MuJoCo task (Hopper-v5 by default).
+"""Train IQ, M-IQ or Tianshou's SAC on a gymnasium MuJoCo task; ``--help`` lists every flag and its default.
 
-IQ (Vieillard et al., "Implicitly Regularized RL with Implicit Q-Values") learns a multicategorical
-policy π (n = 11 values per action dimension) and a value V with the single loss of Eq. 2; Q is
-implicit, τ ln π + V. Defaults follow §6: (256, 256) MLPs, Adam 3e-4, Polyak λ 0.005, γ 0.99,
-batch 256, one update per env step, τ = 0.01, α = 0.9 for M-IQ. --algo sac runs Tianshou's SAC with
-its mujoco_sac.py settings (fixed α 0.2, 10k random warm-up steps) on the same task and budget.
-
-    python examples/mujoco_iq.py                              # M-IQ on Hopper-v5, 1M env steps
-    python examples/mujoco_iq.py --algo iq --total-steps 200000
-    python examples/mujoco_iq.py --algo sac --task Walker2d-v5
-    python examples/mujoco_iq.py --policy-type gaussian       # the §6 Gaussian ablation
-    tensorboard --logdir log
+The same as ``tianshou-qmle train mujoco-iq``: a thin script over
+:mod:`tianshou_qmle.experiment.commands.mujoco_iq`, where the flags and the set-up live.
 """
 
-from __future__ import annotations
+from tianshou_qmle.experiment.commands.mujoco_iq import build_parser, main, setup
 
-import argparse
-
-from tianshou_qmle.env import make_gym_vector_envs
-from tianshou_qmle.experiment.iq_factory import add_agent_arguments, run_from_args
-from tianshou_qmle.experiment.runner import HelpFormatter, add_run_arguments
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    add_run_arguments(p, task="Hopper-v5", total_steps=1_000_000, warmup=10_000)
-    add_agent_arguments(p)
-    return p
-
-
-def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
-    return run_from_args(args, make_gym_vector_envs)
-
+__all__ = ["build_parser", "main", "setup"]
 
 if __name__ == "__main__":
     main()

@@ -80,10 +80,16 @@ def check_buffer_can_sample(buffer: Any, sample_size: int | None) -> None:
 
 
 class CheckedUpdateMixin:
-    """``update`` that refuses an empty buffer and warns of batches larger than the buffer."""
+    """``update`` that refuses an empty buffer and warns (once per algorithm) of batches larger
+    than the buffer."""
+
+    _warned_small_buffer = False
 
     def update(self, buffer: Any, sample_size: int | None) -> Any:
-        check_buffer_can_sample(buffer, sample_size)
+        if len(buffer) == 0 or not self._warned_small_buffer:
+            check_buffer_can_sample(buffer, sample_size)
+            if sample_size is not None and sample_size > len(buffer):
+                self._warned_small_buffer = True
         return super().update(buffer, sample_size)  # type: ignore[misc]
 
 

@@ -55,7 +55,9 @@ def _register_shimmy() -> None:
     gym.register_envs(shimmy)
 
 
-def make_dmc_env(task: str, seed: int | None = None, *, action_bins: int | None = None) -> gym.Env:
+def make_dmc_env(
+    task: str, seed: int | None = None, *, action_bins: int | None = None, render_mode: str | None = None
+) -> gym.Env:
     """One DMC task through shimmy with flat float32 observations and a [-1, 1]-style Box action.
 
     Episodes last 1000 steps and end in ``truncated=True`` (a time limit, Tassa et al. 2018), so
@@ -65,6 +67,9 @@ def make_dmc_env(task: str, seed: int | None = None, *, action_bins: int | None 
     :param seed: seeds the physics and the action space sampler; None leaves them random.
     :param action_bins: None keeps the continuous Box; K ≥ 2 discretises each action dimension
         into K values, ``MultiDiscrete([K] * d)`` (3 = bang-off-bang, QMLE App. D.3).
+    :param render_mode: gymnasium's ``render_mode``; ``"rgb_array"`` renders offscreen through
+        MuJoCo (``MUJOCO_GL=egl``, the default here, needs libEGL with Mesa's driver: Debian's
+        ``libegl1 libegl-mesa0 libgl1-mesa-dri``; ``MUJOCO_GL=osmesa`` needs ``libosmesa6``).
     """
     if action_bins is not None and (
         isinstance(action_bins, bool) or not isinstance(action_bins, int) or action_bins < 2
@@ -75,7 +80,7 @@ def make_dmc_env(task: str, seed: int | None = None, *, action_bins: int | None 
     _register_shimmy()
     env_id = f"dm_control/{domain}-{name}-v0"
     try:
-        env = gym.make(env_id)
+        env = gym.make(env_id, render_mode=render_mode)
     except gym.error.Error as err:
         raise ValueError(f"unknown DeepMind Control task {task!r} ({env_id}): {err}") from err
     env = FlatFloat32Observation(env)
@@ -153,10 +158,11 @@ def make_dmc_vector_envs(
     )
 
 
-def make_gym_env(task: str, seed: int | None = None) -> gym.Env:
-    """``gymnasium.make(task)`` (e.g. ``Hopper-v5``, ``Pendulum-v1``), seeded if ``seed`` is given."""
+def make_gym_env(task: str, seed: int | None = None, *, render_mode: str | None = None) -> gym.Env:
+    """``gymnasium.make(task)`` (e.g. ``Hopper-v5``, ``Pendulum-v1``), seeded if ``seed`` is given;
+    ``render_mode`` as gymnasium's (MuJoCo tasks render offscreen like DMC, see :func:`make_dmc_env`)."""
     try:
-        env = gym.make(task)
+        env = gym.make(task, render_mode=render_mode)
     except gym.error.Error as err:
         raise ValueError(f"unknown gymnasium task {task!r}: {err}") from err
     if seed is not None:

@@ -387,7 +387,8 @@ def resolve_restricted_task(task: str) -> RestrictedTask:
 
 
 def make_restricted_env(
-    task: str, seed: int | None = None, *, layout: SphereLayout = DEFAULT_LAYOUT, **overrides: Any
+    task: str, seed: int | None = None, *, layout: SphereLayout = DEFAULT_LAYOUT,
+    render_mode: str | None = None, **overrides: Any
 ) -> gym.Env:
     """A restricted MuJoCo task: ``gymnasium.make(env_id)`` in a :class:`RestrictedActionWrapper`.
 
@@ -396,6 +397,7 @@ def make_restricted_env(
         not move the spheres (``sphere_seed`` does).
     :param layout: ``"paper"`` (the paper's experiments, the default) or ``"compact"`` (this
         package's earlier layout); see the module docstring.
+    :param render_mode: gymnasium's ``render_mode`` (e.g. ``"rgb_array"`` for videos).
     :param overrides: replace the layout's defaults: ``num_spheres``, ``radius``, ``sphere_seed``,
         ``invalid_rule``, ``invalid_penalty``.
     """
@@ -408,7 +410,8 @@ def make_restricted_env(
         "num_spheres": spheres.num_spheres, "radius": spheres.radius, "sphere_seed": spheres.sphere_seed,
         "invalid_rule": spec.invalid_rule, **overrides,
     }
-    env = RestrictedActionWrapper(make_gym_env(spec.env_id), layout=layout, **settings)
+    env = RestrictedActionWrapper(make_gym_env(spec.env_id, render_mode=render_mode), layout=layout,
+                                  **settings)
     if seed is not None:
         env.reset(seed=seed)
         env.action_space.seed(seed)

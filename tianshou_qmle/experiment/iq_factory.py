@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
-from typing import Any
 
 import gymnasium as gym
 from tianshou.algorithm import SAC
@@ -40,12 +39,13 @@ from tianshou_qmle.algorithm.iq import (
     multicategorical_target_entropy,
 )
 from tianshou_qmle.experiment.runner import (
+    RunSetup,
     float_in,
     int_at_least,
+    plain_replay_setup,
     positive_float,
     positive_int,
     prepare_run,
-    train_with_plain_replay,
     unit_interval,
 )
 from tianshou_qmle.net.iq import POLICY_TYPES, build_iq_network
@@ -252,10 +252,8 @@ def build_algorithm(args: argparse.Namespace, env: gym.Env) -> OffPolicyAlgorith
     return build_sac(args, env) if args.algo == "sac" else build_iq(args, env)
 
 
-def run_from_args(args: argparse.Namespace, make_envs: EnvMaker) -> dict[str, Any]:
-    """Validate, build envs, agent and buffer, and hand them to :func:`train_and_evaluate`."""
-    if args.env_steps_per_collect < 1:
-        raise SystemExit(f"--env-steps-per-collect must be ≥ 1, got {args.env_steps_per_collect}")
+def setup_from_args(args: argparse.Namespace, make_envs: EnvMaker) -> RunSetup:
+    """Validate, build envs, agent and buffer (see :class:`~tianshou_qmle.experiment.runner.RunSetup`)."""
     if round(args.updates_per_step * args.env_steps_per_collect) < 1:
         raise SystemExit("--updates-per-step × --env-steps-per-collect must round to ≥ 1 update")
     if args.algo != "sac":
@@ -265,10 +263,11 @@ def run_from_args(args: argparse.Namespace, make_envs: EnvMaker) -> dict[str, An
         args.task, seed=args.seed, num_train_envs=args.num_train_envs,
         num_test_envs=args.num_test_envs, kind=args.vector_env,
     )
-    return train_with_plain_replay(
+    return plain_replay_setup(
         args=args, algo_name=algorithm_name(args), build_algorithm=lambda: build_algorithm(args, env),
         train_envs=train_envs, test_envs=test_envs,
     )
+
 
 __all__ = [
     "ALGORITHMS",
@@ -281,5 +280,5 @@ __all__ = [
     "build_temperature",
     "parse_hidden_sizes",
     "resolve_alpha",
-    "run_from_args",
+    "setup_from_args",
 ]

@@ -12,11 +12,12 @@ from its last checkpoint without a second warm-up.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,10 @@ def add_run_arguments(
     run.add_argument("--threads", type=positive_int, default=1,
                      help="torch intra-op threads (1 is fastest when other work shares the CPU)")
     run.add_argument("--logdir", default="log", help="TensorBoard and checkpoint root")
+    run.add_argument("--logger", choices=["tensorboard", "wandb"], default="tensorboard",
+                     help="tensorboard; or wandb: the same TensorBoard logs, synced to Weights & Biases "
+                          "(WANDB_MODE=offline logs without a network; pip install wandb)")
+    run.add_argument("--wandb-project", default="tianshou-qmle", help="W&B project (with --logger wandb)")
     run.add_argument("--checkpoint", default=None,
                      help="checkpoint path; None means LOGDIR/TASK/ALGO/seed_SEED/checkpoint.pt")
     run.add_argument("--resume", nargs="?", const=RESUME_LATEST, default=None, metavar="CHECKPOINT",
@@ -314,7 +319,7 @@ def train_epoch(
 
 def checkpoint_epoch(
     progress: Progress, *, path: Path, seed: int, algorithm: OffPolicyAlgorithm, buffer: ReplayBuffer,
-    train_envs: BaseVectorEnv, test_envs: BaseVectorEnv,
+    train_envs: BaseVectorEnv, test_envs: BaseVectorEnv, config: dict[str, Any] | None = None,
 ) -> None:
     """The replay file first, then the checkpoint naming it, then the older replay files go."""
     replay_file = resume.write_replay(buffer, path.parent, epoch=progress.epoch)
@@ -324,8 +329,25 @@ def checkpoint_epoch(
         buffer=buffer, train_envs=train_envs, test_envs=test_envs, replay_file=replay_file,
     )
     save_checkpoint(algorithm, path, epoch=progress.epoch, env_step=progress.env_step,
-                    gradient_step=progress.gradient_steps, seed=seed, run=run)
+                    gradient_step=progress.gradient_steps, seed=seed, run=run,
+                    **({"config": config} if config else {}))
     resume.remove_leftovers(path.parent, keep=replay_file)
+
+
+def run_config(command: str, args: argparse.Namespace) -> dict[str, Any]:
+    """What a checkpoint records of the run that wrote it: the command (see
+    :mod:`tianshou_qmle.experiment.commands`) and its parsed flags, in plain types, so that
+    ``tianshou-qmle eval`` and ``watch`` can rebuild the same algorithm."""
+    return {"command": command, "args": {k: plain_value(v) for k, v in vars(args).items()}}
+
+
+def plain_value(value: Any) -> Any:
+    """``value`` as types ``torch.load(weights_only=True)`` reads back (str for anything else)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return type(value)(plain_value(v) for v in value)
+    return str(value)
 
 
 def train_and_evaluate(
@@ -338,9 +360,12 @@ def train_and_evaluate(
     test_envs: BaseVectorEnv,
     schedule: Schedule,
     training_fn: Callable[[int, int], None] | None = None,
+    config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Warm up (or resume), train epoch by epoch with Tianshou's OffPolicyTrainer, evaluate,
     checkpoint, and summarise.
+
+    ``config`` (see :func:`run_config`) is stored in every checkpoint.
 
     ``training_fn(epoch, env_step)`` is Tianshou's hook before every collect step (e.g. a
     curriculum switch); ``env_step`` counts from the end of the warm-up.
@@ -360,6 +385,7 @@ def train_and_evaluate(
 
     train_collector = Collector(algorithm, train_envs, buffer, exploration_noise=True)
     test_collector = Collector(algorithm, test_envs)
+    wandb_run = start_wandb(args, run_dir=run_dir, algo_name=algo_name) if args.logger == "wandb" else None
     writer = SummaryWriter(str(run_dir))
     writer.add_text("args", json.dumps(vars(args), default=str))
     logger = ResumableLogger(writer)
@@ -387,16 +413,34 @@ def train_and_evaluate(
             print(f"Epoch #{progress.epoch}: env step {progress.env_step}, "
                   f"test return {returns.mean():.1f} ± {returns.std():.1f}")
         checkpoint_epoch(progress, path=checkpoint_path, seed=args.seed, algorithm=algorithm,
-                         buffer=buffer, train_envs=train_envs, test_envs=test_envs)
+                         buffer=buffer, train_envs=train_envs, test_envs=test_envs, config=config)
 
     returns = evaluate(algorithm, test_collector, args.eval_episodes)
     summary = summarise(args, algo_name=algo_name, progress=progress, returns=returns,
                         wall=time.perf_counter() - start, checkpoint_path=checkpoint_path,
                         resumed_from=from_checkpoint)
     writer.close()
+    if wandb_run is not None:
+        wandb_run.summary.update({k: v for k, v in summary.items() if isinstance(v, int | float)})
+        wandb_run.finish()
     train_envs.close()
     test_envs.close()
     return summary
+
+
+def start_wandb(args: argparse.Namespace, *, run_dir: Path, algo_name: str) -> Any:
+    """A W&B run that mirrors the run's TensorBoard logs (Tianshou's ``WandbLogger`` does the same
+    through ``sync_tensorboard``); one id per run directory, so a resumed run continues it."""
+    try:
+        import wandb
+    except ImportError as err:
+        raise SystemExit("--logger wandb needs wandb: pip install wandb") from err
+    run_dir.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:8]
+    run_id = f"{args.task}-{algo_name}-seed{args.seed}-{digest}"
+    return wandb.init(project=args.wandb_project, name=f"{args.task}/{algo_name}/seed_{args.seed}",
+                      id=run_id, resume="allow", dir=str(run_dir), sync_tensorboard=True,
+                      config={k: plain_value(v) for k, v in vars(args).items()})
 
 
 def summarise(
@@ -432,16 +476,51 @@ def summarise(
     return summary
 
 
-def train_with_plain_replay(
+@dataclass(kw_only=True)
+class RunSetup:
+    """Everything one run trains, built from its flags by a command's ``setup``."""
+
+    algo_name: str
+    """The run's name in the log directory and the summary (``qmle``, ``miq``, ``savo-L5``, …)."""
+    algorithm: OffPolicyAlgorithm
+    buffer: ReplayBuffer
+    schedule: Schedule
+    train_envs: BaseVectorEnv
+    test_envs: BaseVectorEnv
+    training_fn: Callable[[int, int], None] | None = None
+    summary_extra: dict[str, Any] = field(default_factory=dict)
+    """Fields the command adds to the summary (e.g. the discretisation of a task)."""
+
+    def close(self) -> None:
+        self.train_envs.close()
+        self.test_envs.close()
+
+
+def run_setup(args: argparse.Namespace, setup: RunSetup, *, command: str) -> dict[str, Any]:
+    """Train and evaluate ``setup`` (see :func:`train_and_evaluate`), recording ``command`` and
+    the flags in its checkpoints; returns the summary with the command's extra fields."""
+    summary = train_and_evaluate(
+        args=args, algo_name=setup.algo_name, algorithm=setup.algorithm, buffer=setup.buffer,
+        train_envs=setup.train_envs, test_envs=setup.test_envs, schedule=setup.schedule,
+        training_fn=setup.training_fn, config=run_config(command, args),
+    )
+    if setup.summary_extra:
+        summary.update(setup.summary_extra)
+        if args.summary_json:
+            Path(args.summary_json).write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def plain_replay_setup(
     *,
     args: argparse.Namespace,
     algo_name: str,
     build_algorithm: Callable[[], OffPolicyAlgorithm],
     train_envs: BaseVectorEnv,
     test_envs: BaseVectorEnv,
-) -> dict[str, Any]:
-    """Build an algorithm whose flags define ``buffer_size``, ``env_steps_per_collect``,
-    ``updates_per_step`` and ``batch_size``, and train it on an O(1)-``hasnull`` uniform buffer.
+) -> RunSetup:
+    """An algorithm whose flags define ``buffer_size``, ``env_steps_per_collect``,
+    ``updates_per_step`` and ``batch_size``, with an O(1)-``hasnull`` uniform buffer.
 
     A ``ValueError``/``TypeError`` from ``build_algorithm`` (bad flags) closes the envs and exits
     with its message instead of a traceback.
@@ -452,13 +531,13 @@ def train_with_plain_replay(
         train_envs.close()
         test_envs.close()
         raise SystemExit(str(err)) from err
-    buffer = FastNullCheckVectorReplayBuffer(args.buffer_size, args.num_train_envs, random_seed=args.seed)
-    return train_and_evaluate(
-        args=args, algo_name=algo_name, algorithm=algorithm, buffer=buffer,
-        train_envs=train_envs, test_envs=test_envs,
+    return RunSetup(
+        algo_name=algo_name, algorithm=algorithm,
+        buffer=FastNullCheckVectorReplayBuffer(args.buffer_size, args.num_train_envs, random_seed=args.seed),
         schedule=Schedule(
             env_steps_per_collect=args.env_steps_per_collect,
             updates_per_env_step=args.updates_per_step,
             batch_size=args.batch_size,
         ),
+        train_envs=train_envs, test_envs=test_envs,
     )

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -34,12 +33,13 @@ from tianshou.utils.net.continuous import ContinuousActorDeterministic
 
 from tianshou_qmle.algorithm.savo import SAVO, NoiseSchedule, SAVOPolicy
 from tianshou_qmle.experiment.runner import (
+    RunSetup,
     float_in,
     non_negative_float,
+    plain_replay_setup,
     positive_float,
     positive_int,
     prepare_run,
-    train_with_plain_replay,
     unit_interval,
 )
 from tianshou_qmle.exploration import EpisodicOUNoise
@@ -315,13 +315,13 @@ def validate_args(args: argparse.Namespace) -> None:
             raise SystemExit(message)
 
 
-def run_from_args(
+def setup_from_args(
     args: argparse.Namespace,
     make_envs: EnvMaker,
     *,
     action_embeddings_of: Callable[[gym.Env], np.ndarray] | None = None,
-) -> dict[str, Any]:
-    """Validate, build envs, agent and buffer, and hand them to :func:`train_and_evaluate`.
+) -> RunSetup:
+    """Validate, build envs, agent and buffer (see :class:`~tianshou_qmle.experiment.runner.RunSetup`).
 
     :param make_envs: builds ``(env, train_envs, test_envs)`` from the parsed flags.
     :param action_embeddings_of: for ``Discrete`` tasks, reads the ``[n, d]`` item representations
@@ -335,10 +335,11 @@ def run_from_args(
         embeddings = action_embeddings_of(env) if action_embeddings_of is not None else None
         return build_algorithm(args, env, embeddings)
 
-    return train_with_plain_replay(
+    return plain_replay_setup(
         args=args, algo_name=algorithm_name(args), build_algorithm=build,
         train_envs=train_envs, test_envs=test_envs,
     )
+
 
 __all__ = [
     "ALGORITHMS",
@@ -354,6 +355,6 @@ __all__ = [
     "make_noise",
     "num_successive_actors",
     "parse_hidden_sizes",
-    "run_from_args",
+    "setup_from_args",
     "validate_args",
 ]
