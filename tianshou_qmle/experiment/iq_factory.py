@@ -23,7 +23,7 @@ import gymnasium as gym
 from tianshou.algorithm import SAC
 from tianshou.algorithm.algorithm_base import OffPolicyAlgorithm
 from tianshou.algorithm.modelfree.sac import AutoAlpha, SACPolicy
-from tianshou.algorithm.optim import AdamOptimizerFactory
+from tianshou.algorithm.optim import AdamOptimizerFactory, OptimizerFactory
 from tianshou.env import BaseVectorEnv
 from tianshou.utils.net.common import Net
 from tianshou.utils.net.continuous import ContinuousActorProbabilistic, ContinuousCritic
@@ -188,8 +188,13 @@ def build_temperature(args: argparse.Namespace, *, act_dim: int, num_bins: int) 
     return EntropyTargetTemperature(target_entropy=target, initial=args.initial_temperature)
 
 
-def build_iq(args: argparse.Namespace, env: gym.Env) -> IQ:
-    """IQ or M-IQ for ``env``'s spaces (``Box`` or ``Discrete`` actions)."""
+def build_iq(
+    args: argparse.Namespace,
+    env: gym.Env,
+    make_optim: Callable[[float], OptimizerFactory] = AdamOptimizerFactory,
+) -> IQ:
+    """IQ or M-IQ for ``env``'s spaces (``Box`` or ``Discrete`` actions); ``make_optim(lr)`` makes
+    the optimizer factory of the single loss (Adam, as §6)."""
     obs_dim = gym.spaces.flatdim(env.observation_space)
     space = env.action_space
     if isinstance(space, gym.spaces.Discrete):
@@ -205,7 +210,7 @@ def build_iq(args: argparse.Namespace, env: gym.Env) -> IQ:
         deterministic_eval=not args.stochastic_eval,
     )
     return IQ(
-        policy=policy, optim=AdamOptimizerFactory(lr=args.lr),
+        policy=policy, optim=make_optim(args.lr),
         temperature=build_temperature(args, act_dim=act_dim, num_bins=num_bins),
         alpha=resolve_alpha(args), polyak=args.polyak, gamma=args.gamma,
         munchausen_clip=args.munchausen_clip, max_grad_norm=args.max_grad_norm,

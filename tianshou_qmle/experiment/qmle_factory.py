@@ -10,7 +10,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from tianshou.algorithm.optim import AdamOptimizerFactory
+from tianshou.algorithm.optim import AdamOptimizerFactory, OptimizerFactory
 from tianshou.data import ReplayBuffer
 
 from tianshou_qmle.algorithm.qmle import QMLE, QMLEPolicy
@@ -120,9 +120,11 @@ def build_qmle_algorithm(
     *,
     action_embeddings: np.ndarray | torch.Tensor | None = None,
     grid_bins: int | None = None,
+    make_optim: Callable[[float], OptimizerFactory] = AdamOptimizerFactory,
     **network_kwargs: Any,
 ) -> QMLE:
-    """The QMLE algorithm for ``env``'s spaces and the flags of :func:`add_qmle_arguments`."""
+    """The QMLE algorithm for ``env``'s spaces and the flags of :func:`add_qmle_arguments`;
+    ``make_optim(lr)`` makes the optimizer factory (Adam, as Table 1)."""
     model = build_qmle_network(
         obs_dim=int(np.prod(env.observation_space.shape)), action_space=env.action_space,
         action_embeddings=action_embeddings, grid_bins=grid_bins, hidden_width=args.hidden,
@@ -138,7 +140,7 @@ def build_qmle_algorithm(
         uniform_grid_share=getattr(args, "uniform_grid_share", 0.0),
     )
     return QMLE(
-        policy=policy, optim=AdamOptimizerFactory(lr=args.lr), gamma=args.gamma,
+        policy=policy, optim=make_optim(args.lr), gamma=args.gamma,
         n_step_return_horizon=args.n_step, m_target=args.m_target,
         target_update_freq=args.target_update_env_steps // args.update_every,
         use_stored_prior=not args.no_prior,

@@ -25,7 +25,7 @@ import numpy as np
 from tianshou.algorithm import TD3
 from tianshou.algorithm.algorithm_base import OffPolicyAlgorithm
 from tianshou.algorithm.modelfree.ddpg import ContinuousDeterministicPolicy
-from tianshou.algorithm.optim import AdamOptimizerFactory
+from tianshou.algorithm.optim import AdamOptimizerFactory, OptimizerFactory
 from tianshou.env import BaseVectorEnv
 from tianshou.exploration import BaseNoise, GaussianNoise
 from tianshou.utils.net.common import Net
@@ -215,8 +215,12 @@ def resolve_q_smoothing(flag: str) -> bool | None:
     return {"auto": None, "on": True, "off": False}[flag]
 
 
-def build_savo(args: argparse.Namespace, env: gym.Env, action_embeddings: np.ndarray | None = None) -> SAVO:
-    """SAVO-TD3 for ``env``'s spaces (``Box``, or ``Discrete`` with ``action_embeddings``)."""
+def build_savo(
+    args: argparse.Namespace, env: gym.Env, action_embeddings: np.ndarray | None = None,
+    make_optim: Callable[[float], OptimizerFactory] = AdamOptimizerFactory,
+) -> SAVO:
+    """SAVO-TD3 for ``env``'s spaces (``Box``, or ``Discrete`` with ``action_embeddings``);
+    ``make_optim(lr)`` makes each optimizer factory (Adam, as Table 3)."""
     space = env.action_space
     if isinstance(space, gym.spaces.Discrete):
         if action_embeddings is None:
@@ -244,11 +248,11 @@ def build_savo(args: argparse.Namespace, env: gym.Env, action_embeddings: np.nda
             start=args.eps_start, end=args.eps_end, decay_steps=args.eps_decay_steps
         ),
     )
-    critic_optim = AdamOptimizerFactory(lr=args.critic_lr)
+    critic_optim = make_optim(args.critic_lr)
     return SAVO(
-        policy=policy, policy_optim=AdamOptimizerFactory(lr=args.actor_lr), critic_optim=critic_optim,
+        policy=policy, policy_optim=make_optim(args.actor_lr), critic_optim=critic_optim,
         critic2=nets.critic2, surrogates=nets.surrogates,
-        surrogate_optim=AdamOptimizerFactory(lr=args.surrogate_lr),
+        surrogate_optim=make_optim(args.surrogate_lr),
         surrogate_approximation=not args.no_surrogate_approximation, q_smoothing=q_smoothing,
         q_smoother=nets.q_smoother, tau=args.tau, gamma=args.gamma, n_step_return_horizon=args.n_step,
         update_actor_freq=args.update_actor_freq, target_smoothing=args.target_smoothing,
