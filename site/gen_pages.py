@@ -11,18 +11,43 @@ import mkdocs_gen_files
 ROOT = Path(__file__).resolve().parents[1]
 
 REFERENCE_MODULES = {
-    "Algorithms": ["tianshou_qmle.algorithm.qmle", "tianshou_qmle.algorithm.savo", "tianshou_qmle.algorithm.iq"],
-    "Networks": ["tianshou_qmle.net.qmle_net", "tianshou_qmle.net.critic", "tianshou_qmle.net.predictors",
-                 "tianshou_qmle.net.action_codec", "tianshou_qmle.net.savo", "tianshou_qmle.net.iq"],
-    "Search": ["tianshou_qmle.search.proposals", "tianshou_qmle.search.argmax", "tianshou_qmle.search.nearest"],
+    "Algorithms": [
+        "tianshou_qmle.algorithm.qmle",
+        "tianshou_qmle.algorithm.savo",
+        "tianshou_qmle.algorithm.iq",
+    ],
+    "Networks": [
+        "tianshou_qmle.net.qmle_net",
+        "tianshou_qmle.net.critic",
+        "tianshou_qmle.net.predictors",
+        "tianshou_qmle.net.action_codec",
+        "tianshou_qmle.net.savo",
+        "tianshou_qmle.net.iq",
+    ],
+    "Search": [
+        "tianshou_qmle.search.proposals",
+        "tianshou_qmle.search.argmax",
+        "tianshou_qmle.search.nearest",
+    ],
     "Replay buffers": ["tianshou_qmle.data.buffer"],
-    "Environments": ["tianshou_qmle.env.dmc", "tianshou_qmle.env.discretize", "tianshou_qmle.env.restricted",
-                     "tianshou_qmle.env.recsim", "tianshou_qmle.env.resumable"],
-    "Experiments": ["tianshou_qmle.experiment.presets", "tianshou_qmle.experiment.qmle_factory",
-                    "tianshou_qmle.experiment.iq_factory", "tianshou_qmle.experiment.savo_factory",
-                    "tianshou_qmle.experiment.runner", "tianshou_qmle.experiment.resume",
-                    "tianshou_qmle.experiment.highlevel", "tianshou_qmle.experiment.cli",
-                    "tianshou_qmle.experiment.watching"],
+    "Environments": [
+        "tianshou_qmle.env.dmc",
+        "tianshou_qmle.env.discretize",
+        "tianshou_qmle.env.restricted",
+        "tianshou_qmle.env.recsim",
+        "tianshou_qmle.env.resumable",
+    ],
+    "Experiments": [
+        "tianshou_qmle.experiment.presets",
+        "tianshou_qmle.experiment.qmle_factory",
+        "tianshou_qmle.experiment.iq_factory",
+        "tianshou_qmle.experiment.savo_factory",
+        "tianshou_qmle.experiment.runner",
+        "tianshou_qmle.experiment.resume",
+        "tianshou_qmle.experiment.highlevel",
+        "tianshou_qmle.experiment.cli",
+        "tianshou_qmle.experiment.watching",
+    ],
     "Utilities": ["tianshou_qmle.exploration", "tianshou_qmle.utils", "tianshou_qmle.validation"],
 }
 
@@ -60,14 +85,26 @@ def flag_rows(parser) -> list[str]:
 def write_flags() -> None:
     from tianshou_qmle.experiment.commands import COMMAND_MODULES, load_command
 
-    lines = ["# Flags of every command", "",
-             "Generated from the commands' parsers: what `tianshou-qmle train COMMAND --help` and "
-             "`python examples/SCRIPT.py --help` print, as tables.", ""]
+    lines = [
+        "# Flags of every command",
+        "",
+        "Generated from the commands' parsers: what `tianshou-qmle train COMMAND --help` and "
+        "`python examples/SCRIPT.py --help` print, as tables.",
+        "",
+    ]
     for name in COMMAND_MODULES:
         module = load_command(name)
         first = (module.__doc__ or "").strip().splitlines()[0]
-        lines += [f"## `{name}`", "", first, "", "| flag | default | meaning |", "|---|---|---|",
-                  *flag_rows(module.build_parser()), ""]
+        lines += [
+            f"## `{name}`",
+            "",
+            first,
+            "",
+            "| flag | default | meaning |",
+            "|---|---|---|",
+            *flag_rows(module.build_parser()),
+            "",
+        ]
     with mkdocs_gen_files.open("reference/flags.md", "w") as f:
         f.write("\n".join(lines))
 
@@ -76,9 +113,15 @@ def write_presets() -> None:
     from tianshou_qmle.experiment.presets import PAPER, QMLE_PRESETS
 
     names = list(QMLE_PRESETS)
-    lines = ["# QMLE presets", "", "Generated from `tianshou_qmle.experiment.presets`: the value of every "
-             "setting in each preset (bold where it differs from the paper's).", "",
-             "| setting | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines = [
+        "# QMLE presets",
+        "",
+        "Generated from `tianshou_qmle.experiment.presets`: the value of every "
+        "setting in each preset (bold where it differs from the paper's).",
+        "",
+        "| setting | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
     for key in PAPER.values:
         cells = []
         for name in names:

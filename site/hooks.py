@@ -48,13 +48,11 @@ def signature(path: str) -> str:
     module_name, _, name = path.rpartition(".")
     obj = getattr(importlib.import_module(module_name), name)
     text = f"{name}{inspect.signature(obj)}"
-    parameters = text[len(name) + 1 : -1] if text.endswith(")") else text
     if len(text) > 90:  # one parameter per line, as in the code
         head, _, rest = text.partition("(")
         body, _, returns = rest.rpartition(")")
         parts = [p.strip() for p in split_top_level(body)]
         text = head + "(\n" + "".join(f"    {p},\n" for p in parts) + ")" + returns
-    del parameters
     return f"```python\n{text}\n```"
 
 
@@ -77,7 +75,7 @@ def split_top_level(text: str) -> list[str]:
     return [p for p in parts if p.strip()]
 
 
-def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ANN001
+def on_page_markdown(markdown: str, page, config, files) -> str:
     markdown = SIGNATURE.sub(lambda m: signature(m.group(1)), markdown)
     if "{{ command_table }}" in markdown:
         markdown = markdown.replace("{{ command_table }}", command_table())

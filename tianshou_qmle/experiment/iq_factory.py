@@ -6,11 +6,14 @@ Both scripts run IQ (α = 0), M-IQ (α > 0) or Tianshou's own SAC on the same ta
 
 IQ defaults follow §6 of Vieillard et al.: policy and value MLPs (256, 256) as SAC, Adam 3e-4,
 Polyak λ = 0.005, γ = 0.99, one update per environment step, batch 256, n = 11 bins per
-dimension, τ = 0.01, α = 0.9 for M-IQ. SAC follows Tianshou's ``examples/mujoco/mujoco_sac.py``
-(256-256 MLPs, Polyak 0.005, γ 0.99, fixed entropy coefficient 0.2, batch 256, one update per env
-step) except for its learning rates: we default to 3e-4 for actor and critics (Haarnoja et al.'s
-SAC, the paper's baseline, and the same step size as IQ), where that script uses 1e-3; pass
-``--sac-actor-lr 1e-3 --sac-critic-lr 1e-3`` to match it exactly.
+dimension, α = 0.9 for M-IQ. Two defaults are ours: τ adapts to hold π's entropy at half its
+maximum (``--temperature-scheme fixed --temperature 0.01`` is the paper's setting), and M-IQ
+clips its Munchausen term at -1 (``--no-munchausen-clip`` is Eq. 2 as written). SAC follows
+Tianshou's ``examples/mujoco/mujoco_sac.py`` (256-256 MLPs, Polyak 0.005, γ 0.99, batch 256, one
+update per env step) with its entropy coefficient tuned towards -dim(A) (``--auto-alpha`` there;
+``--no-sac-auto-alpha`` fixes it at 0.2) and learning rates of 3e-4 for actor and critics
+(Haarnoja et al.'s SAC, the paper's baseline, and IQ's step size), where that script uses 1e-3;
+pass ``--sac-actor-lr 1e-3 --sac-critic-lr 1e-3`` to match it exactly.
 """
 
 from __future__ import annotations

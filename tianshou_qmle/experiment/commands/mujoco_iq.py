@@ -3,8 +3,11 @@
 IQ (Vieillard et al., "Implicitly Regularized RL with Implicit Q-Values") learns a multicategorical
 policy π (n = 11 values per action dimension) and a value V with the single loss of Eq. 2; Q is
 implicit, τ ln π + V. Defaults follow §6: (256, 256) MLPs, Adam 3e-4, Polyak λ 0.005, γ 0.99,
-batch 256, one update per env step, τ = 0.01, α = 0.9 for M-IQ. --algo sac runs Tianshou's SAC with
-its mujoco_sac.py settings (fixed α 0.2, 10k random warm-up steps) on the same task and budget.
+batch 256, one update per env step, α = 0.9 for M-IQ; two are ours (docs/iq.md explains both):
+τ is adapted to hold π's entropy at half its maximum (--temperature-scheme fixed --temperature
+0.01 is the paper's setting), and M-IQ clips its Munchausen term at -1 as M-DQN does
+(--no-munchausen-clip follows Eq. 2). --algo sac runs Tianshou's SAC (mujoco_sac.py's settings,
+α tuned towards entropy -dim(A) as the paper's baseline) on the same task and budget.
 
     tianshou-qmle train mujoco-iq                              # M-IQ on Hopper-v5, 1M env steps
     tianshou-qmle train mujoco-iq --algo iq --total-steps 200000
