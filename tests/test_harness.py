@@ -499,3 +499,18 @@ def test_a_killed_harness_run_resumes_from_its_checkpoint_to_the_same_result(tmp
     assert b["timing"]["learning_seconds"] > 0
     assert b["curve"][-1]["cpu_seconds"] > b["curve"][0]["cpu_seconds"]
     assert not (killed / "ck").exists()  # removed once the result is written
+
+
+def test_time_to_a_return_is_the_first_evaluation_at_or_above_it():
+    from benchmarks.harness.report import threshold_times, time_to_return
+
+    curve = [{"env_step": 10_000, "return_mean": 300.0, "cpu_seconds": 100.0, "wall_seconds": 120.0},
+             {"env_step": 20_000, "return_mean": 520.0, "cpu_seconds": 210.0, "wall_seconds": 260.0},
+             {"env_step": 30_000, "return_mean": 480.0, "cpu_seconds": 330.0, "wall_seconds": 400.0},
+             {"env_step": 40_000, "return_mean": 710.0, "cpu_seconds": 450.0, "wall_seconds": 540.0}]
+    run = {"curve": curve}
+    assert time_to_return(run, 500.0) == 210.0 and time_to_return(run, 700.0, "wall_seconds") == 540.0
+    assert time_to_return(run, 900.0) is None
+    times = threshold_times([run, {"curve": curve[:2]}])
+    assert times["500"] == {"reached": 2, "cpu_seconds": 210.0, "wall_seconds": 260.0}
+    assert times["700"]["reached"] == 1 and times["700"]["cpu_seconds"] == 450.0

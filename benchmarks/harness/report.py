@@ -12,9 +12,35 @@ from benchmarks.harness.tasks import score_range
 
 ROW_KEYS = (
     "task", "algorithm", "label", "seeds", "final_return_mean", "final_return_sem", "env_steps_per_second",
-    "gradient_updates_per_second", "peak_rss_mib", "wall_seconds",
+    "gradient_updates_per_second", "peak_rss_mib", "wall_seconds", "cpu_seconds", "time_to",
 )
 """Every field of one row of the aggregate."""
+
+RETURN_THRESHOLDS = (500.0, 700.0)
+"""Returns whose first crossing the report times (the 100k tier's 500 and 700 on DMC)."""
+
+
+def time_to_return(result: dict[str, Any], threshold: float, clock: str = "cpu_seconds") -> float | None:
+    """``clock`` seconds at the first evaluation whose mean return reaches ``threshold``; None if
+    none does or the curve carries no clock (runs made before the harness recorded it)."""
+    for point in result["curve"]:
+        if point["return_mean"] >= threshold:
+            return point.get(clock)
+    return None
+
+
+def threshold_times(got: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per threshold: the seeds that reached it and the mean CPU and wall seconds they took."""
+    times = {}
+    for threshold in RETURN_THRESHOLDS:
+        cpu = [t for r in got if (t := time_to_return(r, threshold)) is not None]
+        wall = [t for r in got if (t := time_to_return(r, threshold, "wall_seconds")) is not None]
+        times[f"{threshold:g}"] = {
+            "reached": sum(time_to_return(r, threshold, "env_step") is not None for r in got),
+            "cpu_seconds": round(float(np.mean(cpu)), 1) if cpu else None,
+            "wall_seconds": round(float(np.mean(wall)), 1) if wall else None,
+        }
+    return times
 
 
 def _mean(results: Sequence[dict[str, Any]], key: str) -> float:
@@ -42,6 +68,9 @@ def table_rows(
                     gradient_updates_per_second=_mean(got, "gradient_updates_per_second"),
                     peak_rss_mib=round(max(r["peak_rss_mib"] for r in got), 1),
                     wall_seconds=_mean([r["timing"] for r in got], "wall_seconds"),
+                    cpu_seconds=(_mean([r["timing"] for r in got], "cpu_seconds")
+                                 if all("cpu_seconds" in r["timing"] for r in got) else None),
+                    time_to=threshold_times(got),
                 )
             rows.append(row)
     return rows
@@ -118,6 +147,22 @@ def markdown(aggregate: dict[str, Any]) -> str:
             f"{_cell(row['env_steps_per_second'])} | {_cell(row['gradient_updates_per_second'])} | "
             f"{_cell(row['peak_rss_mib'], 0)} | {_cell(row['wall_seconds'], 0)} |"
         )
+    timed = [row for row in aggregate["rows"] if row["seeds"] and row.get("time_to")]
+    if timed:
+        heads = " | ".join(f"to {t:g}: seeds, CPU s, wall s" for t in RETURN_THRESHOLDS)
+        lines += ["", "Time to a return: the first evaluation at or above it (CPU seconds of the run's "
+                  "process, which other processes sharing the machine do not inflate, and wall seconds; "
+                  "means over the seeds that reached it). Total CPU seconds per run, for comparison.", "",
+                  f"| task | algorithm | CPU s per run | {heads} |",
+                  "| --- | --- | ---: |" + " --- |" * len(RETURN_THRESHOLDS)]
+        for row in timed:
+            cells = []
+            for t in RETURN_THRESHOLDS:
+                entry = row["time_to"][f"{t:g}"]
+                cells.append(f"{entry['reached']}/{len(row['seeds'])}, {_cell(entry['cpu_seconds'], 0)}, "
+                             f"{_cell(entry['wall_seconds'], 0)}")
+            lines.append(f"| {row['task']} | {row['label'] or row['algorithm']} | "
+                         f"{_cell(row['cpu_seconds'], 0)} | " + " | ".join(cells) + " |")
     section = aggregate.get("iqm")
     if section:
         lines += ["", f"IQM of normalised final returns across tasks ({section['method']}).", "",
@@ -135,4 +180,4 @@ def markdown(aggregate: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["ROW_KEYS", "iqm_section", "markdown", "table_rows"]
+__all__ = ["RETURN_THRESHOLDS", "ROW_KEYS", "iqm_section", "markdown", "table_rows", "time_to_return"]
