@@ -149,14 +149,23 @@ def test_ray_flag_without_ray_fails_clearly(tmp_path):
 
 
 def test_ray_runs_write_results(tmp_path):
-    pytest.importorskip("ray")
-    spec = small_spec(task="Pendulum-v1", budget=400, warmup=200, eval_interval=200)
-    outcomes = run_all([spec], out=tmp_path, workers=1, use_ray=True)
-    assert [o.status for o in outcomes] == ["done"]
-    result = load_result(tmp_path, spec)
-    assert [p["env_step"] for p in result["curve"]] == [200, 400] and result["gradient_updates"] == 200
-    assert "[td3] Pendulum-v1 seed=0" in (tmp_path / "logs" / "Pendulum-v1" / "td3__seed0.log").read_text()
-    assert [o.status for o in run_all([spec], out=tmp_path, use_ray=True)] == ["skipped"]
+    """Two short runs on a real local Ray cluster of 2 CPUs come back with their JSON and logs."""
+    ray = pytest.importorskip("ray")
+    specs = [small_spec(task="Pendulum-v1", budget=400, warmup=200, eval_interval=200, seed=seed)
+             for seed in (0, 1)]
+    try:
+        outcomes = run_all(specs, out=tmp_path, workers=2, use_ray=True)
+        assert [o.status for o in outcomes] == ["done", "done"]
+        for spec in specs:
+            result = load_result(tmp_path, spec)
+            assert [p["env_step"] for p in result["curve"]] == [200, 400]
+            assert result["gradient_updates"] == 200
+            log = (tmp_path / "logs" / "Pendulum-v1" / f"td3__seed{spec.seed}.log").read_text()
+            assert f"[td3] Pendulum-v1 seed={spec.seed}" in log
+        assert ray.cluster_resources().get("CPU") == 2
+        assert [o.status for o in run_all(specs, out=tmp_path, use_ray=True)] == ["skipped", "skipped"]
+    finally:
+        ray.shutdown()
 
 
 def small_spec(**changes) -> RunSpec:

@@ -9,6 +9,7 @@ which the env makers of :mod:`tianshou_qmle.env` report as ``info["episode_step"
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -58,7 +59,7 @@ class EpisodicOUNoise(BaseNoise):
         else:
             self._state[rows] = self.mu
 
-    def __call__(self, size: tuple[int, ...], mu: float | None = None, scale: float = 1.0) -> np.ndarray:
+    def __call__(self, size: Sequence[int], mu: float | None = None, scale: float = 1.0) -> np.ndarray:
         """The next value of each row's process, shape ``size`` (rows first), after one increment
         scaled by ``scale`` (ε)."""
         if self._state is None or self._state.shape != tuple(size):

@@ -152,6 +152,7 @@ class IQPolicy(Policy):
             raise TypeError(f"model must be an IQNetwork, got {type(model).__name__}")
         actor = model.actor
         if is_box:
+            assert isinstance(space, gym.spaces.Box)  # for mypy: is_box says so
             if space.shape[0] != actor.act_dim:
                 raise ValueError(
                     f"action_space has {space.shape[0]} dimensions but the actor's act_dim is "
@@ -307,6 +308,8 @@ def check_temperature(value: float, *, name: str = "temperature") -> float:
 class FixedTemperature(Temperature):
     """A constant τ (§6: 0.01 on MuJoCo, the paper's setting)."""
 
+    tau: torch.Tensor  # registered buffer
+
     def __init__(self, value: float = PAPER_TEMPERATURE) -> None:
         super().__init__()
         self.register_buffer("tau", torch.tensor(check_temperature(value), dtype=torch.float64))
@@ -368,6 +371,8 @@ class RewardScaledTemperature(Temperature):
     :param momentum: weight of each new batch in the running mean (0.01).
     :param floor: smallest reward scale used, so τ > 0 on tasks that pay nothing yet.
     """
+
+    reward_scale: torch.Tensor  # registered buffer
 
     def __init__(self, *, relative: float = 0.1, momentum: float = 0.01, floor: float = 1e-3) -> None:
         super().__init__()

@@ -116,8 +116,8 @@ def check_budget_covers_ratios(m: int, ratios: Sequence[float], *, name: str) ->
 def next_observations(buffer: ReplayBuffer, indices: np.ndarray) -> np.ndarray:
     """``obs_next`` at ``indices``, also for buffers built with ``ignore_obs_next=True``."""
     if buffer._save_obs_next:
-        return buffer.get(indices, "obs_next")
-    return buffer.get(buffer.next(indices), "obs")
+        return cast(np.ndarray, buffer.get(indices, "obs_next"))
+    return cast(np.ndarray, buffer.get(buffer.next(indices), "obs"))
 
 
 class QMLEPolicy(Policy):
@@ -320,7 +320,7 @@ class QMLEPolicy(Policy):
             act = act.copy()
             uniform = self.codec.uniform(int(explore.sum()), 1, device=self.codec.device, dtype=torch.float32)
             act[explore] = uniform[:, 0].cpu().numpy()
-        return act  # type: ignore[return-value]
+        return act
 
 
 @dataclass(kw_only=True)
@@ -377,6 +377,8 @@ class QMLE(CheckedUpdateMixin, OffPolicyAlgorithm[QMLEPolicy], LaggedNetworkFull
         fresh candidates of Eq. 21 only and leaves the buffer's priors untouched: the ablation
         of App. D.2 without any amortisation, when combined with ratios (1, 0, …).
     """
+
+    num_updates: torch.Tensor  # registered buffer
 
     def __init__(
         self,

@@ -191,7 +191,7 @@ def resolve_noise(noise: BaseNoise | Literal["default"] | None, default: BaseNoi
 class MaximizerSelection(NamedTuple):
     """What the maximizer actor (Eq. 5) decided for a batch of k+1 proposals per state."""
 
-    index: torch.Tensor
+    index: torch.Tensor  # type: ignore[assignment]  # shadows tuple.index, as the field name has always done
     """``[B]``: the chosen proposal per state."""
     q: torch.Tensor
     """``[B, k+1]``: the critic's value of every proposal."""
@@ -232,6 +232,11 @@ class SAVOPolicy(Policy):
         ``map_action`` (keep True unless the env itself is normalised); ignored for ``Discrete``.
     :param action_bound_method: for ``Box`` spaces, "clip" (a no-op: actions are always inside).
     """
+
+    exploration_steps: torch.Tensor  # registered buffers; the embedding ones for Discrete only
+    action_embeddings: torch.Tensor
+    embedding_low: torch.Tensor
+    embedding_high: torch.Tensor
 
     def __init__(
         self,
@@ -433,6 +438,7 @@ class SAVOPolicy(Policy):
                 chosen = self._perturbed(chosen, self.exploration_noise, scale)
             if self.is_discrete:
                 items, _ = self.critic_inputs(chosen)
+                assert items is not None  # discrete spaces always have items
                 return cast(TArrOrActBatch, items.cpu().numpy())
             return cast(TArrOrActBatch, chosen.cpu().numpy())
 
@@ -513,6 +519,9 @@ class SAVO(CheckedUpdateMixin, OffPolicyAlgorithm[SAVOPolicy], LaggedNetworkPoly
         authors' code (the default), or ``"online"``, min{Q, Q₂} (§4.3 item 3 names the twin
         critics without saying which copy).
     """
+
+    num_updates: torch.Tensor  # registered buffers
+    num_actor_updates: torch.Tensor
 
     def __init__(
         self,

@@ -19,7 +19,7 @@ Besides the prior, these buffers fix three Tianshou 2.0.1 limitations:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -46,7 +46,7 @@ def with_argmax_prior(batch: RolloutBatchProtocol) -> RolloutBatchProtocol:
         new_batch.__dict__[key] = batch[key]
     if ARGMAX_PRIOR_KEY not in new_batch.get_keys():
         new_batch.__dict__[ARGMAX_PRIOR_KEY] = np.array(batch.act, dtype=np.float32, copy=True)
-    return new_batch  # type: ignore[return-value]
+    return new_batch
 
 
 def restore_python_scalars(obj: Any) -> None:
@@ -96,7 +96,8 @@ class _FastNullCheckMixin:
         full scan at the next call.
         """
         if self._null_seen is None:
-            self._null_seen = len(self) > 0 and bool(self[:].hasnull())  # type: ignore[index]
+            buffer = cast(ReplayBuffer, self)  # the mixin is only ever combined with a ReplayBuffer
+            self._null_seen = len(buffer) > 0 and bool(buffer[:].hasnull())
         return bool(self._null_seen)
 
     def reset(self, keep_statistics: bool = False) -> None:
@@ -156,7 +157,8 @@ class _ArgmaxPriorMixin(_FastNullCheckMixin):
     """Adds the ``act_max`` field (and the O(1) ``hasnull``) to a Tianshou buffer class, and, when
     built with an ``action_space``, refuses actions outside QMLE's convention for it."""
 
-    _reserved_keys = (*ReplayBuffer._reserved_keys, ARGMAX_PRIOR_KEY)
+    # Any: tianshou's tuple of exactly nine keys would make this longer tuple an incompatible override
+    _reserved_keys: Any = (*ReplayBuffer._reserved_keys, ARGMAX_PRIOR_KEY)
     _internal_actions: InternalActions | None = None
 
     def set_action_space(self, action_space: gym.Space | None) -> None:
@@ -354,7 +356,7 @@ def make_replay_buffer(
     else:
         buffer = ArgmaxPriorVectorReplayBuffer(size, num_envs, random_seed=seed,
                                                ignore_obs_next=ignore_obs_next)
-    buffer.set_action_space(action_space)  # type: ignore[attr-defined]
+    buffer.set_action_space(action_space)
     return buffer
 
 

@@ -32,7 +32,7 @@ class BimodalBanditEnv(gym.Env[np.ndarray, np.ndarray]):
     regression of rewards (the point of §5.1).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}  # type: ignore[misc]  # gymnasium: instance attr
 
     def __init__(self) -> None:
         self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)

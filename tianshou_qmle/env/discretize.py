@@ -15,9 +15,11 @@ and make the collector's random warm-up sample the inner Box.
 from __future__ import annotations
 
 import math
+from typing import Any, SupportsFloat, cast
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.core import RenderFrame
 
 from tianshou_qmle.net.action_codec import check_flat_bounded_box, check_num_bins
 
@@ -44,10 +46,10 @@ class ActionTransformEnv(gym.Env):
             self.action_space.seed(seed)
         return self.env.reset(seed=seed, options=options)
 
-    def step(self, action: np.ndarray) -> tuple[object, float, bool, bool, dict]:
+    def step(self, action: np.ndarray) -> tuple[object, SupportsFloat, bool, bool, dict[str, Any]]:
         return self.env.step(self.action(action))
 
-    def render(self) -> object:
+    def render(self) -> RenderFrame | list[RenderFrame] | None:
         return self.env.render()
 
     def close(self) -> None:
@@ -111,6 +113,7 @@ class JointDiscreteActions(ActionTransformEnv):
 
     def action(self, action: int | np.integer | np.ndarray) -> np.ndarray:
         joint = int(np.asarray(action).reshape(()))
-        if not 0 <= joint < self.action_space.n:
-            raise ValueError(f"joint action must be in [0, {self.action_space.n - 1}], got {joint}")
+        space = cast(gym.spaces.Discrete, self.action_space)  # set in __init__
+        if not 0 <= joint < space.n:
+            raise ValueError(f"joint action must be in [0, {space.n - 1}], got {joint}")
         return np.array(np.unravel_index(joint, tuple(self.nvec)), dtype=np.int64)

@@ -6,7 +6,7 @@ import functools
 import os
 import warnings
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, cast
 
 import gymnasium as gym
 import numpy as np
@@ -25,14 +25,15 @@ class FlatFloat32Observation(gym.ObservationWrapper):
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        flat = gym.spaces.flatten_space(env.observation_space)
+        flat = cast(gym.spaces.Box, gym.spaces.flatten_space(env.observation_space))
         self.observation_space = gym.spaces.Box(
             low=flat.low.astype(np.float32), high=flat.high.astype(np.float32),
             shape=flat.shape, dtype=np.float32,
         )
 
     def observation(self, observation: object) -> np.ndarray:
-        return gym.spaces.flatten(self.env.observation_space, observation).astype(np.float32)
+        flat = cast(np.ndarray, gym.spaces.flatten(self.env.observation_space, observation))
+        return flat.astype(np.float32)
 
 
 def parse_dmc_task(task: str) -> tuple[str, str]:

@@ -9,7 +9,7 @@ act in embedding space and map a proto-action to an item by nearest neighbour.
 from __future__ import annotations
 
 import functools
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import gymnasium as gym
 import numpy as np
@@ -135,7 +135,7 @@ class RecSimEnv(gym.Env[np.ndarray, np.int64]):
     :param catalogue_seed: seeds the item catalogue (not the user); default 0.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}  # type: ignore[misc]  # gymnasium: instance attr
 
     def __init__(
         self,
@@ -204,7 +204,7 @@ class RecSimEnv(gym.Env[np.ndarray, np.int64]):
         O(num_items · num_categories): for baselines and analysis, not used by :meth:`step`.
         """
         interest = self._interest_or_current(user_interest)
-        return click_probability(self._scores(interest), self.skip_score)
+        return cast(np.ndarray, click_probability(self._scores(interest), self.skip_score))
 
     def greedy_item(self, user_interest: np.ndarray | None = None) -> int:
         """The myopically best item: the argmax of the click probability (= of ⟨e_u, e_i⟩).

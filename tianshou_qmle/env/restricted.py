@@ -28,7 +28,7 @@ import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Literal, SupportsFloat
+from typing import Any, Literal, SupportsFloat, cast
 
 import gymnasium as gym
 import numpy as np
@@ -127,10 +127,10 @@ class RestrictedActionWrapper(gym.Wrapper):
         _check_int("num_spheres", num_spheres, minimum=1)
         _check_int("sphere_seed", sphere_seed, minimum=0)
         _check_positive_finite("radius", radius)
-        _check_invalid_rule(invalid_rule, env.action_space)
+        _check_invalid_rule(invalid_rule, cast(gym.spaces.Box, env.action_space))
         _check_penalty(invalid_penalty)
         super().__init__(env)
-        space: gym.spaces.Box = env.action_space
+        space = cast(gym.spaces.Box, env.action_space)  # checked above
         self._low = space.low.astype(np.float64)
         self._high = space.high.astype(np.float64)
         self._radius = float(radius)
@@ -470,14 +470,14 @@ def _check_int(name: str, value: object, *, minimum: int) -> None:
 def _check_positive_finite(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}: {value!r}")
-    if not (math.isfinite(value) and value > 0):
+    if not (math.isfinite(value) and cast(float, value) > 0):  # numbers.Real stubs lack __gt__
         raise ValueError(f"{name} must be a finite number > 0, got {value}")
 
 
 def _check_penalty(value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"invalid_penalty must be a real number, got {type(value).__name__}: {value!r}")
-    if not (math.isfinite(value) and value >= 0):
+    if not (math.isfinite(value) and cast(float, value) >= 0):  # numbers.Real stubs lack __ge__
         raise ValueError(f"invalid_penalty must be a finite number ≥ 0, got {value}")
 
 

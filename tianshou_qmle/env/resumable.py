@@ -28,7 +28,7 @@ RngState = tuple[str, Any]
 def capture_rng(rng: np.random.RandomState | np.random.Generator) -> RngState:
     """A copy of ``rng``'s state in plain Python types (fit for ``torch.load(weights_only=True)``)."""
     if isinstance(rng, np.random.RandomState):
-        name, keys, pos, has_gauss, cached = rng.get_state(legacy=True)  # type: ignore[misc]
+        name, keys, pos, has_gauss, cached = rng.get_state(legacy=True)
         return ("RandomState", (name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)))
     if isinstance(rng, np.random.Generator):
         return ("Generator", _plain(rng.bit_generator.state))

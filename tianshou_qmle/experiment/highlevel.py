@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import gymnasium as gym
 from tianshou.algorithm.algorithm_base import Algorithm
-from tianshou.data import Collector
+from tianshou.data import Collector, CollectStats
 from tianshou.highlevel.algorithm import OffPolicyAlgorithmFactory
 from tianshou.highlevel.config import OffPolicyTrainingConfig
 from tianshou.highlevel.env import EnvFactory, Environments, EnvMode, VectorEnvType
@@ -210,8 +210,10 @@ class QMLEAlgorithmFactory(OffPolicyAlgorithmFactory):
             beta=args.beta,
             action_space=envs.get_action_space(),
         )
-        training = Collector(algorithm, envs.training_envs, buffer, exploration_noise=True)
-        test = Collector(algorithm, envs.test_envs)
+        training: Collector[CollectStats] = Collector(
+            algorithm, envs.training_envs, buffer, exploration_noise=True
+        )
+        test: Collector[CollectStats] = Collector(algorithm, envs.test_envs)
         if reset_collectors:
             training.reset()
             test.reset()
@@ -398,8 +400,10 @@ def plain_collectors(
 ) -> tuple[Collector, Collector]:
     """Tianshou's collectors over a uniform buffer with an O(1) ``hasnull`` (what the commands use)."""
     buffer = FastNullCheckVectorReplayBuffer(training_config.buffer_size, len(envs.training_envs))
-    training = Collector(algorithm, envs.training_envs, buffer, exploration_noise=True)
-    test = Collector(algorithm, envs.test_envs)
+    training: Collector[CollectStats] = Collector(
+        algorithm, envs.training_envs, buffer, exploration_noise=True
+    )
+    test: Collector[CollectStats] = Collector(algorithm, envs.test_envs)
     if reset:
         training.reset()
         test.reset()

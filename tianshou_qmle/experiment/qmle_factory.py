@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -126,7 +126,8 @@ def build_qmle_algorithm(
     """The QMLE algorithm for ``env``'s spaces and the flags of :func:`add_qmle_arguments`;
     ``make_optim(lr)`` makes the optimizer factory (Adam, as Table 1)."""
     model = build_qmle_network(
-        obs_dim=int(np.prod(env.observation_space.shape)), action_space=env.action_space,
+        obs_dim=int(np.prod(cast(tuple[int, ...], env.observation_space.shape))),
+        action_space=env.action_space,
         action_embeddings=action_embeddings, grid_bins=grid_bins, hidden_width=args.hidden,
         delta_std=args.delta_std, num_bins=args.num_bins, device=args.device,
         bilinear_head=bool(getattr(args, "bilinear_head", False)), **network_kwargs,

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from tianshou.algorithm.algorithm_base import OffPolicyAlgorithm
-from tianshou.data import Collector, ReplayBuffer
+from tianshou.data import Collector, CollectStats, ReplayBuffer
 from tianshou.env import BaseVectorEnv
 from tianshou.trainer import OffPolicyTrainer, OffPolicyTrainerParams
 from tianshou.utils import TensorboardLogger
@@ -383,8 +383,10 @@ def train_and_evaluate(
         run, buffer = load_resume_state(algorithm, buffer, from_checkpoint)
     resume.remove_leftovers(checkpoint_path.parent, keep=run["replay_file"] if run else None)
 
-    train_collector = Collector(algorithm, train_envs, buffer, exploration_noise=True)
-    test_collector = Collector(algorithm, test_envs)
+    train_collector: Collector[CollectStats] = Collector(
+        algorithm, train_envs, buffer, exploration_noise=True
+    )
+    test_collector: Collector[CollectStats] = Collector(algorithm, test_envs)
     wandb_run = start_wandb(args, run_dir=run_dir, algo_name=algo_name) if args.logger == "wandb" else None
     writer = SummaryWriter(str(run_dir))
     writer.add_text("args", json.dumps(vars(args), default=str))

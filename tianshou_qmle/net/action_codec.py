@@ -48,6 +48,8 @@ class ActionCodec(nn.Module, ABC):
     :param representation_dim: width of the critic's action input.
     """
 
+    anchor: torch.Tensor  # a registered buffer (subclasses register it); follows the module's device
+
     def __init__(self, *, action_dim: int, representation_dim: int) -> None:
         super().__init__()
         self.action_dim = action_dim
@@ -133,6 +135,8 @@ class MultiDiscreteCodec(ActionCodec):
     :param nvec: bins per dimension, each ≥ 2.
     """
 
+    nvec: torch.Tensor  # registered buffer
+
     def __init__(self, *, nvec: np.ndarray) -> None:
         nvec = np.asarray(nvec, dtype=np.int64)
         if nvec.ndim != 1 or nvec.size == 0:
@@ -190,6 +194,9 @@ class DiscreteCodec(ActionCodec):
     :param embeddings: ``[n, e]`` item embeddings (e.g. ``RecSimEnv.item_embeddings``); None uses
         one-hot vectors, allowed up to :data:`MAX_ONE_HOT_ITEMS` items.
     """
+
+    table: torch.Tensor  # registered buffers
+    table_sq_norms: torch.Tensor
 
     def __init__(self, *, n: int, embeddings: np.ndarray | torch.Tensor | None = None) -> None:
         if n < 2:

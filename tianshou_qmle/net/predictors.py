@@ -138,6 +138,8 @@ class FactoredCategoricalPredictor(ArgmaxPredictor):
     :param num_bins: K, the number of bins per action dimension, ≥ 2.
     """
 
+    bin_values: torch.Tensor  # registered buffer
+
     def __init__(
         self, *, feature_dim: int, act_dim: int, hidden_dim: int = 128, num_bins: int = 3
     ) -> None:

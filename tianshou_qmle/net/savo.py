@@ -23,7 +23,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -55,7 +55,7 @@ def reinitialise(module: nn.Module) -> nn.Module:
     """Draw fresh parameters for every layer of ``module`` that can (in place); returns ``module``."""
     for layer in module.modules():
         if layer is not module and hasattr(layer, "reset_parameters"):
-            layer.reset_parameters()
+            layer.reset_parameters()  # type: ignore[operator]  # torch types unknown attributes as Tensor | Module
     return module
 
 
@@ -185,9 +185,9 @@ class ConditionedMLP(nn.Module):
     def member(self, index: int, x: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
         """Member ``index`` alone: ``[N, in]`` (and ``[N, cond]``) → ``[N, out]``."""
         for i, layer in enumerate(self.hidden):
-            x = torch.relu(layer.member(index, x))
+            x = torch.relu(cast(StackedLinear, layer).member(index, x))
             if self.films is not None:
-                x = self.films[i].member(index, x, z)
+                x = cast(StackedFiLM, self.films[i]).member(index, x, cast(torch.Tensor, z))
         return self.out.member(index, x)
 
 

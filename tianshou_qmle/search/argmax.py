@@ -22,7 +22,7 @@ class ArgmaxResult(NamedTuple):
     """The best candidate per state, ``[batch, d]``."""
     values: torch.Tensor
     """Its Q-value, ``[batch]``."""
-    index: torch.Tensor
+    index: torch.Tensor  # type: ignore[assignment]  # shadows tuple.index, as the field name has always done
     """Its position among the state's candidates, ``[batch]``; the prior, if any, is last."""
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -166,13 +166,13 @@ def draw_candidates(
     if n_box > 0:
         if codec is None:
             uniform = uniform_box_samples(
-                batch_size, n_box, int(actions), device=features.device, dtype=features.dtype
+                batch_size, n_box, int(cast(int, actions)), device=features.device, dtype=features.dtype
             )
         else:
             uniform = codec.uniform(batch_size, n_box, device=features.device, dtype=features.dtype)
         parts.append(uniform)
     if n_grid > 0:
-        act_dim = int(actions) if codec is None else codec.action_dim
+        act_dim = int(cast(int, actions)) if codec is None else codec.action_dim
         parts.append(bang_off_bang_samples(batch_size, n_grid, act_dim, device=features.device,
                                            dtype=features.dtype))
     for predictor, n in zip(predictors, counts[1:], strict=True):

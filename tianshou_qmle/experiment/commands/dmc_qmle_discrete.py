@@ -37,7 +37,7 @@ import argparse
 import functools
 import math
 import sys
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import torch
@@ -184,7 +184,8 @@ def build_qmle(args: argparse.Namespace, env: gym.Env) -> QMLE:
 def build_dqn(args: argparse.Namespace, env: gym.Env) -> DQN:
     """Tianshou's DQN on the joint ``Discrete(K^d)`` space with :class:`ActionOutQNetwork`."""
     net = ActionOutQNetwork(
-        obs_dim=gym.spaces.flatdim(env.observation_space), num_actions=int(env.action_space.n),
+        obs_dim=gym.spaces.flatdim(env.observation_space),
+        num_actions=int(cast(gym.spaces.Discrete, env.action_space).n),
         hidden_width=args.hidden,
     ).to(args.device)
     policy = DiscreteQLearningPolicy(
@@ -201,14 +202,15 @@ def build_dqn(args: argparse.Namespace, env: gym.Env) -> DQN:
 
 def build_bdqn(args: argparse.Namespace, env: gym.Env) -> BDQN:
     """Tianshou's BDQN on the ``MultiDiscrete([K] * d)`` space with a ``BranchingNet``."""
-    space = env.action_space
+    space = cast(gym.spaces.MultiDiscrete, env.action_space)
     net = BranchingNet(
         state_shape=gym.spaces.flatdim(env.observation_space), num_branches=len(space.nvec),
         action_per_branch=int(space.nvec[0]), common_hidden_sizes=args.bdqn_common_sizes,
         value_hidden_sizes=args.bdqn_value_sizes, action_hidden_sizes=args.bdqn_action_sizes,
     ).to(args.device)
     policy = BDQNPolicy(
-        model=net, action_space=space, observation_space=env.observation_space,
+        # tianshou annotates a Discrete space, but BDQN acts on MultiDiscrete ones
+        model=net, action_space=space, observation_space=env.observation_space,  # type: ignore[arg-type]
         eps_training=args.eps, eps_inference=0.0,
     )
     return BDQN(
@@ -237,7 +239,10 @@ def env_factory(args: argparse.Namespace) -> functools.partial:
 
 def discretisation_facts(env: gym.Env) -> dict[str, int]:
     """Bins per dimension, action dimensions and joint actions of a discretised task's env."""
-    nvec = env.nvec if isinstance(env, JointDiscreteActions) else env.action_space.nvec
+    if isinstance(env, JointDiscreteActions):
+        nvec = env.nvec
+    else:
+        nvec = cast(gym.spaces.MultiDiscrete, env.action_space).nvec
     return {
         "action_bins": int(nvec[0]),
         "action_dims": len(nvec),
