@@ -95,6 +95,20 @@ def test_wandb_logs_offline(tmp_path, monkeypatch):
     assert len(runs) == 1 and runs[0].stat().st_size > 0
 
 
+def test_training_on_ray_vector_envs(tmp_path, monkeypatch):
+    """``--vector-env ray`` trains and evaluates through Tianshou's RayVectorEnv end to end."""
+    ray = pytest.importorskip("ray")
+    monkeypatch.chdir(tmp_path)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        summary = cli.main(["train", "--algo", "iq", "--task", "Pendulum-v1", *TINY_IQ,
+                            "--vector-env", "ray", "--num-train-envs", "2"])
+    finally:
+        ray.shutdown()
+    assert summary["env_steps"] >= 600
+    assert Path("log/Pendulum-v1/iq/seed_0/checkpoint.pt").exists()
+
+
 def test_list_names_commands_and_presets(capsys):
     listed = cli.main(["list"])
     out = capsys.readouterr().out

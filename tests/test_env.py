@@ -40,3 +40,31 @@ def test_same_seed_same_observations_and_train_test_seeds_differ():
 def test_bad_env_counts():
     with pytest.raises(ValueError, match="num_train_envs"):
         make_dmc_vector_envs("cartpole-swingup", seed=0, num_train_envs=0)
+
+
+def test_ray_vector_env_steps_like_the_dummy_one():
+    """Tianshou's RayVectorEnv (one actor per env) gives the same seeded transitions as the
+    in-process one, so ``--vector-env ray`` changes where envs run, not what they return."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        _, dummy, _ = make_dmc_vector_envs("cartpole-swingup", seed=5, num_train_envs=2, num_test_envs=1)
+        _, remote, _ = make_dmc_vector_envs("cartpole-swingup", seed=5, num_train_envs=2, num_test_envs=1,
+                                            kind="ray")
+        assert type(remote).__name__ == "RayVectorEnv"
+        np.testing.assert_array_equal(dummy.reset()[0], remote.reset()[0])
+        actions = np.random.default_rng(0).uniform(-1, 1, size=(20, 2, 1)).astype(np.float32)
+        for action in actions:
+            expected, got = dummy.step(action), remote.step(action)
+            for a, b in zip(expected[:4], got[:4], strict=True):
+                np.testing.assert_array_equal(a, b)
+        remote.close()
+    finally:
+        ray.shutdown()
+
+
+def test_unknown_vector_env_kind_names_the_choices():
+    from tianshou_qmle.env.dmc import make_vector_env
+
+    with pytest.raises(ValueError, match=r"one of \('dummy', 'subproc', 'ray'\), got 'threads'"):
+        make_vector_env([lambda: make_dmc_env("cartpole-swingup")], kind="threads")  # type: ignore[arg-type]

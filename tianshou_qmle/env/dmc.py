@@ -93,15 +93,30 @@ def make_dmc_env(
     return env
 
 
-def make_vector_env(
-    env_fns: list[Callable[[], gym.Env]], kind: Literal["dummy", "subproc"] = "dummy"
-) -> BaseVectorEnv:
-    """Wrap environment factories in Tianshou's Dummy (in-process) or Subproc vector env."""
+VectorEnvKind = Literal["dummy", "subproc", "ray"]
+VECTOR_ENV_KINDS = ("dummy", "subproc", "ray")
+
+
+def make_vector_env(env_fns: list[Callable[[], gym.Env]], kind: VectorEnvKind = "dummy") -> BaseVectorEnv:
+    """Wrap environment factories in Tianshou's Dummy (in-process), Subproc or Ray vector env.
+
+    ``"ray"`` (Tianshou's ``RayVectorEnv``, one Ray actor per env) joins the Ray cluster this
+    process is connected to, or starts a local one; it needs ``pip install 'tianshou-qmle[ray]'``.
+    """
     if kind == "dummy":
         return DummyVectorEnv(env_fns)
     if kind == "subproc":
         return SubprocVectorEnv(env_fns)
-    raise ValueError(f"vector env kind must be 'dummy' or 'subproc', got {kind!r}")
+    if kind == "ray":
+        try:
+            from tianshou.env import RayVectorEnv
+        except ImportError as err:  # tianshou imports ray lazily inside RayVectorEnv
+            raise ValueError(f"vector env kind 'ray' needs Ray: pip install ray ({err})") from err
+        try:
+            return RayVectorEnv(env_fns)
+        except ImportError as err:
+            raise ValueError(f"vector env kind 'ray' needs Ray: pip install ray ({err})") from err
+    raise ValueError(f"vector env kind must be one of {VECTOR_ENV_KINDS}, got {kind!r}")
 
 
 def resumable_env(make_env: Callable[[], gym.Env]) -> gym.Env:
@@ -116,7 +131,7 @@ def make_seeded_vector_envs(
     seed: int,
     num_train_envs: int = 1,
     num_test_envs: int = 5,
-    kind: Literal["dummy", "subproc"] = "dummy",
+    kind: VectorEnvKind = "dummy",
 ) -> tuple[gym.Env, BaseVectorEnv, BaseVectorEnv]:
     """Training and test vector envs from one factory, seeded apart from each other.
 
@@ -148,7 +163,7 @@ def make_dmc_vector_envs(
     seed: int,
     num_train_envs: int = 1,
     num_test_envs: int = 5,
-    kind: Literal["dummy", "subproc"] = "dummy",
+    kind: VectorEnvKind = "dummy",
     action_bins: int | None = None,
 ) -> tuple[gym.Env, BaseVectorEnv, BaseVectorEnv]:
     """Training and test vector envs for a DMC task (see :func:`make_seeded_vector_envs`);
@@ -178,7 +193,7 @@ def make_gym_vector_envs(
     seed: int,
     num_train_envs: int = 1,
     num_test_envs: int = 5,
-    kind: Literal["dummy", "subproc"] = "dummy",
+    kind: VectorEnvKind = "dummy",
 ) -> tuple[gym.Env, BaseVectorEnv, BaseVectorEnv]:
     """Training and test vector envs for a gymnasium task (see :func:`make_seeded_vector_envs`).
 

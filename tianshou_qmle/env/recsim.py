@@ -9,13 +9,13 @@ act in embedding space and map a proto-action to an item by nearest neighbour.
 from __future__ import annotations
 
 import functools
-from typing import Any, ClassVar, Literal, cast
+from typing import Any, ClassVar, cast
 
 import gymnasium as gym
 import numpy as np
 from tianshou.env import BaseVectorEnv
 
-from tianshou_qmle.env.dmc import make_seeded_vector_envs
+from tianshou_qmle.env.dmc import VectorEnvKind, make_seeded_vector_envs
 
 #: SAVO Table 3 (RecSim column): 10,000 actions, "true action dim" 30, "extra action dim" 15
 #: (30 + 15 = the "45-D action representation space" of SAVO Fig. 11), episode horizon 20.
@@ -305,7 +305,7 @@ def make_recsim_vector_envs(
     num_train_envs: int,
     num_test_envs: int,
     seed: int,
-    vector_env: Literal["dummy", "subproc"] = "dummy",
+    vector_env: VectorEnvKind = "dummy",
     **env_kwargs: Any,
 ) -> tuple[BaseVectorEnv, BaseVectorEnv]:
     """Training and test vector envs of :class:`RecSimEnv` sharing one catalogue.

@@ -34,7 +34,7 @@ import gymnasium as gym
 import numpy as np
 from tianshou.env import BaseVectorEnv
 
-from tianshou_qmle.env.dmc import make_gym_env, make_seeded_vector_envs
+from tianshou_qmle.env.dmc import VectorEnvKind, make_gym_env, make_seeded_vector_envs
 
 InvalidRule = Literal["zeros", "minus_one"]
 INVALID_RULES: tuple[str, ...] = ("zeros", "minus_one")
@@ -424,7 +424,7 @@ def make_restricted_vector_envs(
     num_train_envs: int,
     num_test_envs: int,
     seed: int,
-    vector_env: Literal["dummy", "subproc"] = "dummy",
+    vector_env: VectorEnvKind = "dummy",
     layout: SphereLayout = DEFAULT_LAYOUT,
     **overrides: Any,
 ) -> tuple[BaseVectorEnv, BaseVectorEnv]:

@@ -129,8 +129,9 @@ def add_run_arguments(
                      help="greedy evaluation episodes at the end")
     run.add_argument("--num-train-envs", type=positive_int, default=1, help="parallel training envs")
     run.add_argument("--num-test-envs", type=positive_int, default=5, help="parallel evaluation envs")
-    run.add_argument("--vector-env", choices=["dummy", "subproc"], default="dummy",
-                     help="Tianshou vector env class for both training and test envs")
+    run.add_argument("--vector-env", choices=["dummy", "subproc", "ray"], default="dummy",
+                     help="Tianshou vector env class for both training and test envs (ray: one Ray actor "
+                          "per env, joining a running cluster or starting a local one; pip install ray)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
