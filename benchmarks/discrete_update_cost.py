@@ -56,6 +56,7 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 from tianshou_qmle import make_replay_buffer
+from tianshou_qmle.experiment.commands import dmc_qmle_discrete
 from tianshou_qmle.utils import seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +74,8 @@ def load_script(path: Path, name: str) -> ModuleType:
     return module
 
 
-EXAMPLE = load_script(ROOT / "examples" / "dmc_qmle_discrete.py", "dmc_qmle_discrete")
+# the flags and the set-up live in the package; examples/dmc_qmle_discrete.py is a thin script over them
+EXAMPLE = dmc_qmle_discrete
 
 
 class TensorAllocationRecorder(TorchDispatchMode):
