@@ -44,6 +44,12 @@ def test_flags_given_override_the_preset_wherever_they_stand():
     assert example_args().preset == presets.DEFAULT_QMLE_PRESET
 
 
+def test_the_efficient_presets_compiled_scoring_can_be_switched_off():
+    assert example_args("--preset", "efficient").compile_scoring is True
+    assert example_args("--preset", "efficient", "--no-compile-scoring").compile_scoring is False
+    assert example_args("--compile-scoring", "--preset", "paper").compile_scoring is True
+
+
 def test_help_shows_the_defaults_of_the_preset_given(capsys):
     with pytest.raises(SystemExit):
         example_args("--preset", "efficient", "--help")

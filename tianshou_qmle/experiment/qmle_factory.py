@@ -100,9 +100,11 @@ def add_qmle_arguments(
     alg.add_argument("--scoring-dtype", choices=list(SCORING_DTYPES), default=t1["scoring_dtype"],
                      help="candidate scoring precision; auto: bfloat16 where the device has native "
                           "bf16, else float32; bfloat16 re-scores winners in float32")
-    alg.add_argument("--compile-scoring", action="store_true",
+    alg.add_argument("--compile-scoring", action=argparse.BooleanOptionalAction,
+                     default=t1["compile_scoring"],
                      help="torch.compile the candidate-scoring kernel (faster after a compile of "
-                          "seconds; see benchmarks/README.md)")
+                          "seconds; see benchmarks/README.md); --no-compile-scoring scores eagerly "
+                          "(the same values within float rounding)")
 
 
 def check_qmle_arguments(args: argparse.Namespace) -> None:
