@@ -19,7 +19,11 @@ Tiers (every preset is overridable by the flags below):
   smoke  1 task, QMLE and TD3, 1 seed, 2000 env steps: a wiring check (about 2 minutes)
   quick  6 DMC tasks × QMLE, DDPG, TD3, SAC × 3 seeds at the budget that fits 1 h on 2 free cores
   100k   3 DMC tasks × QMLE (paper), QMLE (efficient), TD3, auto-α SAC × 3 seeds × 100 000 env
-         steps, 10-episode evaluation every 10 000 steps (about 10 CPU-hours; several sittings)
+         steps, 10-episode evaluation every 10 000 steps (about 19 CPU-hours; several sittings)
+  iq100k Hopper-v5, Walker2d-v5, InvertedDoublePendulum-v5 × IQ, M-IQ, M-IQ (paper τ), auto-α
+         SAC × 3 seeds × 100 000 env steps, the same evaluation (issue 13)
+  savo100k  restricted InvertedPendulum, InvertedDoublePendulum, Hopper (the paper's layout) ×
+         SAVO, SAVO with list length 1, TD3 × 3 seeds × 100 000 env steps (issue 14)
   full   paper scale: 1M env steps, 10 seeds (days of CPU: use --workers or --ray)
 
   python benchmarks/learning.py --tier smoke
@@ -69,15 +73,16 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 def build_parser() -> argparse.ArgumentParser:
     algorithms = registry()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    p.add_argument("--tier", choices=("smoke", "quick", "100k", "full"), default="smoke",
-                   help="preset to start from")
+    tier_names = list(tiers({name: e.warmup for name, e in algorithms.items()}, cpus=1))
+    p.add_argument("--tier", choices=tier_names, default="smoke", help="preset to start from")
     grid = p.add_argument_group("what runs (None: the tier's preset)")
     grid.add_argument("--tasks", nargs="+", default=None,
-                      help="DMC 'domain-task' names and/or gymnasium ids (e.g. walker-walk Hopper-v5)")
+                      help="DMC 'domain-task' names, gymnasium ids and/or SAVO's restricted tasks "
+                           "(e.g. walker-walk Hopper-v5 restricted-Hopper)")
     grid.add_argument("--algorithms", nargs="+", default=None,
                       help="; ".join(f"{e.name}: {e.source}" for e in algorithms.values())
-                      + "; or a QMLE variant, an entry and dmc_qmle.py flags joined by '+' "
-                        "(e.g. qmle+update-every=2+n-step=3)")
+                      + "; or a variant: a QMLE, IQ or SAVO entry and its flags joined by '+' "
+                        "(e.g. qmle+update-every=2+n-step=3, savo+surrogate-critics=online)")
     grid.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds")
     grid.add_argument("--num-seeds", type=int, default=None, help="seeds 0 … N-1 (instead of --seeds)")
     protocol = p.add_argument_group("protocol (None: the tier's preset), the same for every algorithm")

@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.harness import stats, tiers  # noqa: E402
-from benchmarks.harness.algorithms import build_qmle, qmle_defaults, registry  # noqa: E402
+from benchmarks.harness.algorithms import build_qmle, entry_for, qmle_defaults, registry  # noqa: E402
 from benchmarks.harness.executor import ProtocolMismatchError, load_result, run_all  # noqa: E402
 from benchmarks.harness.report import ROW_KEYS, iqm_section, markdown, table_rows  # noqa: E402
 from benchmarks.harness.spec import RunSpec, eval_points, result_path  # noqa: E402
@@ -393,9 +393,64 @@ def test_dry_run_lists_runs_without_running(tmp_path, capsys):
 
 def test_task_kinds():
     assert task_kind("ball_in_cup-catch") == "dmc" and task_kind("Hopper-v5") == "gym"
+    assert task_kind("restricted-Hopper") == "restricted"
     assert score_range("walker-walk") == (0.0, 1000.0) and score_range("Hopper-v5") is None
+    assert score_range("restricted-Hopper") is None
     with pytest.raises(ValueError, match="neither"):
         task_kind("cartpole")
+    with pytest.raises(ValueError, match="unknown restricted task 'restricted-Hoppr'; supported: Hopper"):
+        task_kind("restricted-Hoppr")
+
+
+def test_restricted_tasks_get_the_papers_layout_in_every_env():
+    from tianshou_qmle.env.restricted import RestrictedActionWrapper
+
+    env, train_envs, test_envs = make_task_envs("restricted-InvertedPendulum", seed=0, num_test_envs=2)
+    assert isinstance(env, RestrictedActionWrapper) and env.layout == "paper"
+    assert env.centres.shape == (33, 1)  # 33·n spheres, n = 1 (§11.3.1)
+    assert (train_envs.env_num, test_envs.env_num) == (1, 2)
+    centres = [w.env.get_wrapper_attr("centres") for w in (*train_envs.workers, *test_envs.workers)]
+    assert all(np.array_equal(env.centres, c) for c in centres)
+    train_envs.close()
+    test_envs.close()
+
+
+def test_savo_entries_differ_only_in_the_list_length_and_variants_pass_flags():
+    env, train_envs, test_envs = make_task_envs("restricted-InvertedPendulum", seed=0, num_test_envs=1)
+    build = {name: e.build for name, e in registry().items()}
+    savo = build["savo"](env=env, seed=0, device="cpu", buffer_size=3000)
+    control = build["savo-l1"](env=env, seed=0, device="cpu", buffer_size=3000)
+    assert savo.algorithm.policy.actor.num_successive == 2  # list length 3: μ, ν₁, ν₂
+    assert control.algorithm.policy.actor.num_successive == 0
+    changed = {k for k, v in control.hyperparameters.items() if savo.hyperparameters[k] != v}
+    assert changed == {"list_length"}
+    online = entry_for("savo+surrogate-critics=online").build(env=env, seed=0, device="cpu", buffer_size=3000)
+    assert savo.algorithm.surrogate_critics == "target" and online.algorithm.surrogate_critics == "online"
+    with pytest.raises(ValueError, match="savo_factory has no flag --list-lenght"):
+        entry_for("savo+list-lenght=2")
+    train_envs.close()
+    test_envs.close()
+
+
+def test_the_iq_and_savo_tiers_hold_the_issues_grids(tmp_path):
+    learning = load_learning()
+    iq = learning.main(["--tier", "iq100k", "--dry-run", "--out", str(tmp_path / "iq")])["runs"]
+    assert len(iq) == 3 * 4 * 3 and "miq-paper__InvertedDoublePendulum-v5__seed2" in iq
+    savo = learning.main(["--tier", "savo100k", "--dry-run", "--out", str(tmp_path / "savo")])["runs"]
+    assert len(savo) == 3 * 3 * 3 and "savo-l1__restricted-Hopper__seed0" in savo
+
+
+def test_savo_and_td3_run_on_a_restricted_task_through_the_harness(tmp_path):
+    load_learning().main([
+        "--tasks", "restricted-InvertedPendulum", "--algorithms", "savo", "td3", "--seeds", "0",
+        "--steps", "600", "--eval-interval", "300", "--eval-episodes", "1", "--warmup", "300",
+        "--out", str(tmp_path),
+    ])
+    for name in ("savo", "td3"):
+        path = tmp_path / "runs" / "restricted-InvertedPendulum" / f"{name}__seed0.json"
+        result = json.loads(path.read_text())
+        assert [point["env_step"] for point in result["curve"]] == [300, 600]
+        assert result["gradient_updates"] == 300 and math.isfinite(result["final_return_mean"])
 
 
 def optimiser_lr(optim) -> float:

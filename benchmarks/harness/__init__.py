@@ -6,9 +6,11 @@ seeds, environment wrappers, evaluation protocol and torch threads; one subproce
 
 Modules:
 
-* :mod:`.tasks`: task names (DMC ``domain-task`` or gymnasium ids), seeded envs, score ranges;
+* :mod:`.tasks`: task names (DMC ``domain-task``, gymnasium ids, ``restricted-<name>``), seeded
+  envs, score ranges;
 * :mod:`.algorithms`: the algorithm registry and the builders with their documented settings;
-* :mod:`.tiers`: the ``smoke`` / ``quick`` / ``full`` presets, warm-up scaling and the time model;
+* :mod:`.tiers`: the tiers (``smoke``, ``quick``, ``100k``, ``iq100k``, ``savo100k``, ``full``),
+  warm-up scaling and the time model;
 * :mod:`.worker`: one run (warm-up, training segments, evaluations) in its own process;
 * :mod:`.executor`: the run list, skipping finished runs, local processes or Ray tasks;
 * :mod:`.stats`: mean ± standard error, IQM and its stratified-bootstrap interval (rliable or ours);

@@ -7,7 +7,8 @@ Ours:
 * ``iq`` / ``miq``: IQ (α = 0) and M-IQ (α = 0.9) from :mod:`tianshou_qmle.experiment.iq_factory`
   with its §6 defaults;
 * ``savo``: SAVO-TD3 from :mod:`tianshou_qmle.experiment.savo_factory` with its Table 3 MuJoCo
-  column.
+  column (list length 3); ``savo-l1``: the same with list length 1, the control that separates
+  the successive actors from SAVO's exploration and optimisation.
 
 Tianshou 2's own, with the settings of Tianshou's ``examples/mujoco`` scripts:
 
@@ -389,13 +390,29 @@ def build_miq_gaussian(*, env: gym.Env, seed: int, device: str, buffer_size: int
                             base="miq-gaussian", argv=[])
 
 
-def build_savo(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
-    """SAVO-TD3 from ``savo_factory`` with its Table 3 MuJoCo defaults."""
+SAVO_ENTRY_FLAGS: dict[str, list[str]] = {
+    "savo": [],
+    "savo-l1": ["--list-length", "1"],
+}
+"""Each SAVO entry as ``savo_factory`` flags on top of its Table 3 MuJoCo defaults (``savo-l1``:
+issue 14's control, list length 1, i.e. μ alone with SAVO's noise, schedule and optimisation)."""
+
+
+def savo_parser() -> argparse.ArgumentParser:
     from tianshou_qmle.experiment import savo_factory
 
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(prog="savo_factory")
     savo_factory.add_agent_arguments(parser, defaults=savo_factory.MUJOCO_DEFAULTS, with_td3=False)
-    args = parser.parse_args([])
+    return parser
+
+
+def build_savo_variant(
+    *, env: gym.Env, seed: int, device: str, buffer_size: int, base: str, argv: list[str]
+) -> Agent:
+    """The SAVO entry ``base`` with further ``savo_factory`` flags ``argv``."""
+    from tianshou_qmle.experiment import savo_factory
+
+    args = savo_parser().parse_args([*SAVO_ENTRY_FLAGS[base], *argv])
     args.device = device
     savo_factory.validate_args(args)
     algorithm = savo_factory.build_savo(args, env)
@@ -404,6 +421,18 @@ def build_savo(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Age
     settings = {k: v for k, v in vars(args).items() if k != "device"}
     buffer = _baseline_buffer(buffer_size=min(args.buffer_size, buffer_size), seed=seed)
     return Agent(algorithm=algorithm, buffer=buffer, schedule=schedule, hyperparameters=settings)
+
+
+def build_savo(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
+    """SAVO-TD3 from ``savo_factory`` with its Table 3 MuJoCo defaults (list length 3)."""
+    return build_savo_variant(env=env, seed=seed, device=device, buffer_size=buffer_size, base="savo",
+                              argv=[])
+
+
+def build_savo_l1(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
+    """SAVO with list length 1: no successive actors, everything else as ``savo``."""
+    return build_savo_variant(env=env, seed=seed, device=device, buffer_size=buffer_size, base="savo-l1",
+                              argv=[])
 
 
 def _has_module(name: str) -> bool:
@@ -448,10 +477,16 @@ def registry() -> dict[str, AlgorithmEntry]:
                        build=build_sac_auto, source="Tianshou examples/mujoco/mujoco_sac.py --auto-alpha"),
     ]
     if _has_module("tianshou_qmle.experiment.savo_factory"):
-        entries.insert(3, AlgorithmEntry(
-            name="savo", label="SAVO", origin="ours", warmup=10_000, build=build_savo,
-            source="tianshou_qmle.experiment.savo_factory MUJOCO_DEFAULTS (SAVO paper, Table 3)",
-        ))
+        entries[3:3] = [
+            AlgorithmEntry(
+                name="savo", label="SAVO", origin="ours", warmup=10_000, build=build_savo,
+                source="tianshou_qmle.experiment.savo_factory MUJOCO_DEFAULTS (SAVO paper, Table 3)",
+            ),
+            AlgorithmEntry(
+                name="savo-l1", label="SAVO list length 1", origin="ours", warmup=10_000,
+                build=build_savo_l1, source="savo_factory MUJOCO_DEFAULTS with --list-length 1",
+            ),
+        ]
     return {entry.name: entry for entry in entries}
 
 
@@ -466,10 +501,10 @@ def _check_variant_flags(name: str, parser: argparse.ArgumentParser, argv: list[
 
 
 def entry_for(name: str) -> AlgorithmEntry:
-    """The registered algorithm ``name``, or a variant ``BASE+flag=value+…`` of a QMLE or IQ entry:
-    the flags (without their leading ``--``) of ``examples/dmc_qmle.py`` or of ``iq_factory``,
-    applied on top of ``BASE``, e.g. ``qmle-efficient+update-every=4`` or
-    ``miq+temperature-scheme=reward`` for a sweep point.
+    """The registered algorithm ``name``, or a variant ``BASE+flag=value+…`` of a QMLE, IQ or SAVO
+    entry: the flags (without their leading ``--``) of ``examples/dmc_qmle.py``, ``iq_factory`` or
+    ``savo_factory``, applied on top of ``BASE``, e.g. ``qmle-efficient+update-every=4``,
+    ``miq+temperature-scheme=reward`` or ``savo+surrogate-critics=online`` for a sweep point.
 
     :raises ValueError: for an unknown name, a variant of another entry, or flags its parser rejects.
     """
@@ -478,18 +513,22 @@ def entry_for(name: str) -> AlgorithmEntry:
         return entries[name]
     base_name, argv = variant_flags(name)
     base = entries.get(base_name)
-    if base is None or base_name not in {*QMLE_ENTRY_FLAGS, *IQ_ENTRY_FLAGS}:
+    extensible = [*QMLE_ENTRY_FLAGS, *IQ_ENTRY_FLAGS, *SAVO_ENTRY_FLAGS]
+    if base is None or base_name not in extensible:
         raise ValueError(f"unknown algorithm {name!r}; known: {', '.join(entries)}; variants "
-                         f"('qmle{VARIANT_SEPARATOR}update-every=2') extend one of "
-                         f"{', '.join([*QMLE_ENTRY_FLAGS, *IQ_ENTRY_FLAGS])}")
-    is_qmle = base_name in QMLE_ENTRY_FLAGS
-    if is_qmle:
+                         f"('qmle{VARIANT_SEPARATOR}update-every=2') extend one of {', '.join(extensible)}")
+    variant_builder: Callable[..., Agent]
+    if base_name in QMLE_ENTRY_FLAGS:
         parser = load_example("dmc_qmle").build_parser()
         parser.prog = "dmc_qmle.py"
         _check_variant_flags(name, parser, argv)
-    else:
+        variant_builder = build_qmle_variant
+    elif base_name in IQ_ENTRY_FLAGS:
         _check_variant_flags(name, iq_parser(), [*IQ_ENTRY_FLAGS[base_name], *argv])
-    variant_builder = build_qmle_variant if is_qmle else build_iq_variant
+        variant_builder = build_iq_variant
+    else:
+        _check_variant_flags(name, savo_parser(), [*SAVO_ENTRY_FLAGS[base_name], *argv])
+        variant_builder = build_savo_variant
 
     def build(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
         return variant_builder(env=env, seed=seed, device=device, buffer_size=buffer_size,

@@ -1,9 +1,12 @@
 """Task names, seeded vector envs and the score range used to normalise returns.
 
-A task is either a DeepMind Control ``domain-task`` name (``cartpole-swingup``,
-``ball_in_cup-catch``) or a gymnasium id, recognised by its version suffix (``Hopper-v5``,
-``Pendulum-v1``). Both go through :mod:`tianshou_qmle.env`, so every algorithm of an invocation
-gets the same wrappers: flat float32 observations for DMC, the plain gymnasium env otherwise.
+A task is a DeepMind Control ``domain-task`` name (``cartpole-swingup``, ``ball_in_cup-catch``),
+a gymnasium id, recognised by its version suffix (``Hopper-v5``, ``Pendulum-v1``), or one of
+SAVO's restricted MuJoCo tasks, ``restricted-`` and its name (``restricted-Hopper``,
+``restricted-InvertedPendulum``; the paper's sphere layout, :mod:`tianshou_qmle.env.restricted`).
+All go through :mod:`tianshou_qmle.env`, so every algorithm of an invocation gets the same
+wrappers: flat float32 observations for DMC, the plain gymnasium env otherwise, the restricted
+action wrapper for the restricted tasks.
 """
 
 from __future__ import annotations
@@ -15,17 +18,27 @@ import gymnasium as gym
 from tianshou.env import BaseVectorEnv
 
 from tianshou_qmle.env import make_dmc_vector_envs, make_gym_vector_envs
+from tianshou_qmle.env.restricted import (
+    make_restricted_env,
+    make_restricted_vector_envs,
+    resolve_restricted_task,
+)
 
 DMC_MAX_RETURN = 1000.0
 """Every DMC task rewards at most 1 per step over 1000 steps (Tassa et al., 2018)."""
 
 _GYM_ID = re.compile(r"-v\d+$")
+RESTRICTED_PREFIX = "restricted-"
 
-TaskKind = Literal["dmc", "gym"]
+TaskKind = Literal["dmc", "gym", "restricted"]
 
 
 def task_kind(task: str) -> TaskKind:
-    """``"gym"`` for ids with a version suffix (``Hopper-v5``), ``"dmc"`` for ``domain-task`` names."""
+    """``"restricted"`` for ``restricted-<name>``, ``"gym"`` for ids with a version suffix
+    (``Hopper-v5``), ``"dmc"`` for ``domain-task`` names."""
+    if task.startswith(RESTRICTED_PREFIX):
+        resolve_restricted_task(task)  # an unknown name fails here, with the supported ones
+        return "restricted"
     if _GYM_ID.search(task):
         return "gym"
     if "-" not in task.strip("-"):
@@ -40,7 +53,13 @@ def make_task_envs(
 
     :return: ``(env, train_envs, test_envs)``; ``env`` is a single instance, for its spaces.
     """
-    make = make_dmc_vector_envs if task_kind(task) == "dmc" else make_gym_vector_envs
+    kind = task_kind(task)
+    if kind == "restricted":
+        train_envs, test_envs = make_restricted_vector_envs(
+            task, num_train_envs=1, num_test_envs=num_test_envs, seed=seed, vector_env="dummy",
+        )
+        return make_restricted_env(task, seed=seed), train_envs, test_envs
+    make = make_dmc_vector_envs if kind == "dmc" else make_gym_vector_envs
     return make(task, seed=seed, num_train_envs=1, num_test_envs=num_test_envs, kind="dummy")
 
 
@@ -51,4 +70,4 @@ def score_range(task: str) -> tuple[float, float] | None:
     return (0.0, DMC_MAX_RETURN) if task_kind(task) == "dmc" else None
 
 
-__all__ = ["DMC_MAX_RETURN", "TaskKind", "make_task_envs", "score_range", "task_kind"]
+__all__ = ["DMC_MAX_RETURN", "RESTRICTED_PREFIX", "TaskKind", "make_task_envs", "score_range", "task_kind"]

@@ -1,4 +1,5 @@
-"""The ``smoke`` / ``quick`` / ``full`` presets, warm-up scaling, and the time model behind ``quick``.
+"""The benchmark tiers (presets of tasks × algorithms × seeds × budget), warm-up scaling, and the
+time model behind ``quick``.
 
 * ``smoke``: one DMC task, QMLE against TD3, one seed, 2000 env steps; a test runs it.
 * ``quick``: QMLE against DDPG, TD3 and SAC on six DMC tasks with three seeds, at the largest
@@ -7,7 +8,15 @@
 * ``100k``: the sample-efficiency tier: cartpole-swingup, finger-spin and walker-walk (1, 2 and 6
   action dimensions) × QMLE (the paper's agent), QMLE's efficient preset, TD3 and auto-α SAC ×
   seeds 0–2, 100 000 env steps, a deterministic 10-episode evaluation every 10 000 steps (about
-  10 CPU-hours here: run it in several sittings, finished runs are skipped).
+  19 CPU-hours here, measured: a run costs 1500–2600 CPU s; run it in several sittings, finished
+  runs are skipped and ``--resume`` continues killed ones).
+* ``iq100k``: issue 13's comparison: Hopper-v5, Walker2d-v5 and InvertedDoublePendulum-v5 × IQ,
+  M-IQ (our defaults), M-IQ with the paper's fixed τ and unclipped term, and auto-α SAC × seeds
+  0–2 × 100 000 env steps, the same evaluation. The Gaussian-policy ablation on Hopper is one
+  more invocation (``--tier iq100k --tasks Hopper-v5 --algorithms miq-gaussian``).
+* ``savo100k``: issue 14's comparison: SAVO's restricted InvertedPendulum, InvertedDoublePendulum
+  and Hopper (the paper's layout) × SAVO (list length 3), SAVO with list length 1 and TD3 ×
+  seeds 0–2 × 100 000 env steps, the same evaluation.
 * ``full``: the same tasks and more algorithms at paper scale (1M env steps, 10 seeds as QMLE's
   Table 2, evaluation every 10 000 steps over 10 episodes as Tianshou's mujoco scripts) for a
   machine with many cores or a Ray cluster.
@@ -181,6 +190,14 @@ TIER_100K_ALGORITHMS = ("qmle", "qmle-efficient", "td3", "sac-auto")
 """The paper's QMLE, our efficient preset, and the two baselines the goal is measured against
 (auto-α SAC: fixed α = 0.2 suits MuJoCo's reward scale, not DMC's rewards of at most 1)."""
 
+IQ_100K_TASKS = ("Hopper-v5", "Walker2d-v5", "InvertedDoublePendulum-v5")
+IQ_100K_ALGORITHMS = ("iq", "miq", "miq-paper", "sac-auto")
+"""IQ and M-IQ at our defaults, the paper's M-IQ, and the adaptive-α SAC the paper compares with."""
+
+SAVO_100K_TASKS = ("restricted-InvertedPendulum", "restricted-InvertedDoublePendulum", "restricted-Hopper")
+SAVO_100K_ALGORITHMS = ("savo", "savo-l1", "td3")
+"""SAVO at the paper's list length, the list-length-1 control, and Tianshou's TD3."""
+
 
 def tiers(documented_warmups: Mapping[str, int], *, cpus: int) -> dict[str, Tier]:
     """The three tiers; ``cpus`` sets the full tier's parallel processes."""
@@ -207,6 +224,19 @@ def tiers(documented_warmups: Mapping[str, int], *, cpus: int) -> dict[str, Tier
             tasks=TIER_100K_TASKS, algorithms=TIER_100K_ALGORITHMS, seeds=(0, 1, 2), budget=100_000,
             eval_interval=10_000, eval_episodes=10, workers=QUICK_WORKERS,
         ),
+        "iq100k": Tier(
+            name="iq100k",
+            description="IQ and M-IQ against auto-α SAC on 3 MuJoCo tasks × 3 seeds × 100 000 env steps",
+            tasks=IQ_100K_TASKS, algorithms=IQ_100K_ALGORITHMS, seeds=(0, 1, 2), budget=100_000,
+            eval_interval=10_000, eval_episodes=10, workers=QUICK_WORKERS,
+        ),
+        "savo100k": Tier(
+            name="savo100k",
+            description="SAVO, SAVO with list length 1 and TD3 on 3 restricted MuJoCo tasks × 3 seeds × "
+                        "100 000 env steps",
+            tasks=SAVO_100K_TASKS, algorithms=SAVO_100K_ALGORITHMS, seeds=(0, 1, 2), budget=100_000,
+            eval_interval=10_000, eval_episodes=10, workers=QUICK_WORKERS,
+        ),
         "full": Tier(
             name="full", description="paper scale, for many cores or a Ray cluster (days of CPU)",
             tasks=DMC_TASKS, algorithms=("qmle", "ddpg", "td3", "sac", "miq"), seeds=tuple(range(10)),
@@ -223,7 +253,11 @@ def hours(seconds: float) -> str:
 __all__ = [
     "DMC_TASKS",
     "FULL_BUDGET",
+    "IQ_100K_ALGORITHMS",
+    "IQ_100K_TASKS",
     "REFERENCE_SPEEDS",
+    "SAVO_100K_ALGORITHMS",
+    "SAVO_100K_TASKS",
     "TIER_100K_ALGORITHMS",
     "TIER_100K_TASKS",
     "Speed",
