@@ -359,11 +359,19 @@ def build_iq_variant(
 
     args = iq_parser().parse_args([*IQ_ENTRY_FLAGS[base], *argv])
     args.device = device
-    algorithm = iq_factory.build_iq(args, env)
+    agent = factory_agent(iq_factory.build_iq(args, env), args, seed=seed, buffer_size=buffer_size)
+    agent.hyperparameters["alpha"] = iq_factory.resolve_alpha(args)
+    return agent
+
+
+def factory_agent(
+    algorithm: OffPolicyAlgorithm, args: argparse.Namespace, *, seed: int, buffer_size: int
+) -> Agent:
+    """An algorithm built by a factory from ``args`` (the IQ or SAVO flags), with the schedule
+    those flags set and a baseline replay buffer capped at ``buffer_size``."""
     schedule = Schedule(env_steps_per_collect=args.env_steps_per_collect,
                         updates_per_env_step=args.updates_per_step, batch_size=args.batch_size)
     settings = {k: v for k, v in vars(args).items() if k != "device"}
-    settings["alpha"] = iq_factory.resolve_alpha(args)
     buffer = _baseline_buffer(buffer_size=min(args.buffer_size, buffer_size), seed=seed)
     return Agent(algorithm=algorithm, buffer=buffer, schedule=schedule, hyperparameters=settings)
 
@@ -415,12 +423,7 @@ def build_savo_variant(
     args = savo_parser().parse_args([*SAVO_ENTRY_FLAGS[base], *argv])
     args.device = device
     savo_factory.validate_args(args)
-    algorithm = savo_factory.build_savo(args, env)
-    schedule = Schedule(env_steps_per_collect=args.env_steps_per_collect,
-                        updates_per_env_step=args.updates_per_step, batch_size=args.batch_size)
-    settings = {k: v for k, v in vars(args).items() if k != "device"}
-    buffer = _baseline_buffer(buffer_size=min(args.buffer_size, buffer_size), seed=seed)
-    return Agent(algorithm=algorithm, buffer=buffer, schedule=schedule, hyperparameters=settings)
+    return factory_agent(savo_factory.build_savo(args, env), args, seed=seed, buffer_size=buffer_size)
 
 
 def build_savo(*, env: gym.Env, seed: int, device: str, buffer_size: int) -> Agent:
