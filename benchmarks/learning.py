@@ -8,8 +8,13 @@ torch threads; each (algorithm, task, seed) runs in a process of its own. Writes
   runs/TASK/ALGO__seedS.json   the curve, speeds, peak RSS, versions, machine, commit, date
   logs/TASK/ALGO__seedS.log    the run's output
   summary.json, table.md       final return mean ± s.e. across seeds and env steps/s per task ×
-                               algorithm; IQM across tasks (rliable, or our bootstrap without it)
+                               algorithm; IQM across tasks (rliable, or our bootstrap without it);
+                               for the 100k, iq100k and savo100k tiers, their issue's goal checked
+                               per task (met / not met / open, provisional below 3 seeds)
   plots/                       curves_TASK.png (mean ± s.e.), curves.png, speed.png, iqm.png
+
+The summary covers the runs of the invocation only: after finishing part of a tier, regenerate
+the tier's whole table with --tier NAME --report-only.
 
 Runs whose JSON exists are skipped, so an interrupted invocation resumes where it stopped; each
 run also checkpoints after every evaluation (OUT/checkpoints, deleted once its JSON is written),
@@ -60,7 +65,7 @@ from benchmarks.harness.executor import (  # noqa: E402
     runs_for,
 )
 from benchmarks.harness.meta import git_commit, library_versions, machine, now_iso, usable_cpus  # noqa: E402
-from benchmarks.harness.report import iqm_section, markdown, table_rows  # noqa: E402
+from benchmarks.harness.report import goal_section, iqm_section, markdown, table_rows  # noqa: E402
 from benchmarks.harness.spec import RunSpec, result_path  # noqa: E402
 from benchmarks.harness.stats import rliable_available  # noqa: E402
 from benchmarks.harness.tiers import REFERENCE_SPEEDS, Tier, estimate_seconds, hours, scaled_warmup, tiers  # noqa: E402
@@ -176,6 +181,9 @@ def aggregate(
     finished = {(r["algorithm"], r["task"], r["seed"]) for r in results}
     section = iqm_section(results, tasks=tasks, algorithms=algorithms, reps=args.bootstrap_reps,
                           use_rliable=False if args.no_rliable else None)
+    rows = table_rows(results, tasks=tasks, algorithms=algorithms)
+    for row in rows:  # rows of runs not finished yet carry no label of their own
+        row["label"] = row["label"] or entry_for(row["algorithm"]).label
     return {
         "tier": tier.name,
         "protocol": {
@@ -184,7 +192,9 @@ def aggregate(
             "eval_interval": first.eval_interval, "eval_episodes": first.eval_episodes,
             "threads": first.threads, "device": first.device,
         },
-        "rows": table_rows(results, tasks=tasks, algorithms=algorithms),
+        "rows": rows,
+        "goals": goal_section([g for g in tier.goals if {g.ours, *g.against} <= set(algorithms)], rows,
+                              tasks=tasks, seeds=len({s.seed for s in specs})),
         "iqm": section,
         "iqm_note": None if section else "IQM across tasks: needs at least two tasks.",
         "missing": [s.name for s in specs if (s.algorithm, s.task, s.seed) not in finished],

@@ -578,3 +578,61 @@ def test_time_to_a_return_is_the_first_evaluation_at_or_above_it():
     times = threshold_times([run, {"curve": curve[:2]}])
     assert times["500"] == {"reached": 2, "cpu_seconds": 210.0, "wall_seconds": 260.0}
     assert times["700"]["reached"] == 1 and times["700"]["cpu_seconds"] == 450.0
+
+
+def goal_rows(finals: dict[tuple[str, str], list[float]], cpu: dict[str, float] | None = None) -> list[dict]:
+    results = [fake_result(task=t, algorithm=a, seed=s, final=f)
+               for (t, a), values in finals.items() for s, f in enumerate(values)]
+    for r in results:
+        r["timing"]["cpu_seconds"] = (cpu or {}).get(r["algorithm"], 100.0)
+    tasks = list(dict.fromkeys(t for t, _ in finals))
+    algorithms = list(dict.fromkeys(a for _, a in finals))
+    return table_rows(results, tasks=tasks, algorithms=algorithms)
+
+
+def test_goal_section_counts_tasks_ratios_and_cpu():
+    from benchmarks.harness.report import goal_section
+    from benchmarks.harness.tiers import Goal
+
+    goal = Goal(issue=16, ours="q", against=("t", "s"), tasks_needed=2, cpu_against="t")
+    finals = {("a", "q"): [800, 820, 840], ("a", "t"): [700] * 3, ("a", "s"): [820] * 3,   # 820 ≥ both
+              ("b", "q"): [500] * 3, ("b", "t"): [600] * 3, ("b", "s"): [400] * 3,         # below t
+              ("c", "q"): [900] * 3, ("c", "t"): [100] * 3, ("c", "s"): [100] * 3}
+    [section] = goal_section([goal], goal_rows(finals), tasks=["a", "b", "c"], seeds=3)
+    assert [section["tasks"][t]["holds"] for t in "abc"] == ["yes", "no", "yes"]
+    assert section["tasks"]["a"]["ratios"] == {"t": pytest.approx(820 / 700, abs=1e-3), "s": 1.0}
+    assert section["status"] == "met" and section["holding"] == 2 and not section["provisional"]
+    # the CPU clause: q slower than t fails every task
+    [slow] = goal_section([goal], goal_rows(finals, cpu={"q": 150.0}), tasks=["a", "b", "c"], seeds=3)
+    assert slow["status"] == "not met" and slow["tasks"]["a"]["cpu_ratio"] == 1.5
+
+
+def test_goal_section_pending_strict_and_provisional():
+    from benchmarks.harness.report import goal_section, markdown
+    from benchmarks.harness.tiers import Goal
+
+    goal = Goal(issue=14, ours="v", against=("t",), tasks_needed=2, strict=True)
+    finals = {("a", "v"): [300, 300], ("a", "t"): [300] * 3,  # a tie is not above
+              ("b", "v"): [400] * 3, ("b", "t"): [100] * 3}
+    rows = goal_rows(finals)
+    [section] = goal_section([goal], rows, tasks=["a", "b", "c"], seeds=3)
+    assert [section["tasks"][t]["holds"] for t in "abc"] == ["no", "yes", "pending"]
+    assert section["status"] == "open" and section["provisional"]
+    text = markdown({"tier": "savo100k", "rows": rows, "iqm": None, "goals": [section],
+                     "protocol": {"budget": 2000, "warmups": {}, "eval_episodes": 1, "eval_interval": 1000,
+                                  "threads": 1, "device": "cpu", "seeds": [0, 1, 2]}})
+    assert "Goal of issue 14: V above T on 2 of 3 tasks. **open (provisional" in text
+    assert "| b | yes | 4.000 |" in text and "| c | pending | — |" in text
+
+
+def test_the_100k_tiers_carry_their_issues_goals():
+    from benchmarks.harness.tiers import tiers as all_tiers
+
+    got = all_tiers(documented_warmups(), cpus=2)
+    assert [(g.issue, g.ours, g.against, g.ratio) for g in got["iq100k"].goals] == [
+        (13, "miq", ("sac-auto",), 0.9)]
+    assert got["100k"].goals[0].cpu_against == "td3" and got["100k"].goals[0].tasks_needed == 2
+    assert {g.against for g in got["savo100k"].goals} == {("td3",), ("savo-l1",)}
+    for tier in got.values():
+        for g in tier.goals:
+            assert {g.ours, *g.against} <= set(tier.algorithms)

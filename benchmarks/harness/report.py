@@ -9,6 +9,7 @@ import numpy as np
 
 from benchmarks.harness.stats import iqm_with_ci, mean_sem, normalise, normalise_scores
 from benchmarks.harness.tasks import score_range
+from benchmarks.harness.tiers import Goal
 
 ROW_KEYS = (
     "task", "algorithm", "label", "seeds", "final_return_mean", "final_return_sem", "env_steps_per_second",
@@ -118,6 +119,82 @@ def iqm_section(
     }
 
 
+def _task_verdict(goal: Goal, rows: dict[str, dict[str, Any]], seeds: int) -> dict[str, Any]:
+    """Whether ``goal`` holds on one task: ``"yes"``, ``"no"`` or ``"pending"`` (a run missing),
+    with the ratios it rests on; ``provisional`` while any of its rows has fewer than ``seeds``."""
+    names = (goal.ours, *goal.against, *((goal.cpu_against,) if goal.cpu_against else ()))
+    if any(not rows.get(n, {}).get("seeds") for n in names):
+        return {"holds": "pending", "ratios": {}, "provisional": True}
+    ours = rows[goal.ours]["final_return_mean"]
+    ratios, holds = {}, True
+    for base in goal.against:
+        theirs = rows[base]["final_return_mean"]
+        ratios[base] = None if theirs <= 0 else round(ours / theirs, 3)
+        holds &= ours > goal.ratio * theirs if goal.strict else ours >= goal.ratio * theirs
+    cpu_ratio = None
+    if goal.cpu_against:
+        ours_cpu, theirs_cpu = rows[goal.ours]["cpu_seconds"], rows[goal.cpu_against]["cpu_seconds"]
+        if ours_cpu is not None and theirs_cpu:
+            cpu_ratio = round(ours_cpu / theirs_cpu, 3)
+            holds &= ours_cpu <= theirs_cpu
+    return {"holds": "yes" if holds else "no", "ratios": ratios, "cpu_ratio": cpu_ratio,
+            "provisional": any(len(rows[n]["seeds"]) < seeds for n in names)}
+
+
+def goal_section(
+    goals: Sequence[Goal], rows: Sequence[dict[str, Any]], *, tasks: Sequence[str], seeds: int
+) -> list[dict[str, Any]]:
+    """Each goal checked per task from the table's rows (means over the seeds that finished).
+
+    A goal is ``"met"`` once it holds on ``tasks_needed`` tasks, ``"not met"`` once too few tasks
+    are left where it could still hold, and ``"open"`` otherwise; verdicts that rest on fewer than
+    ``seeds`` seeds per row are marked provisional.
+    """
+    by_task: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in rows:
+        by_task.setdefault(row["task"], {})[row["algorithm"]] = row
+    sections = []
+    for goal in goals:
+        per_task = {t: _task_verdict(goal, by_task.get(t, {}), seeds) for t in tasks}
+        holding = sum(v["holds"] == "yes" for v in per_task.values())
+        possible = sum(v["holds"] != "no" for v in per_task.values())
+        status = ("met" if holding >= goal.tasks_needed
+                  else "not met" if possible < goal.tasks_needed else "open")
+        sections.append({
+            "issue": goal.issue, "ours": goal.ours, "against": list(goal.against), "ratio": goal.ratio,
+            "strict": goal.strict, "cpu_against": goal.cpu_against, "tasks_needed": goal.tasks_needed,
+            "tasks": per_task, "holding": holding, "status": status,
+            "provisional": any(v["provisional"] for v in per_task.values()),
+        })
+    return sections
+
+
+def _goal_markdown(section: dict[str, Any], labels: dict[str, str]) -> list[str]:
+    name = labels.get(section["ours"], section["ours"])
+    bases = [labels.get(b, b) for b in section["against"]]
+    relation = ("above" if section["strict"] else "at least as high as" if section["ratio"] == 1
+                else f"at least {section['ratio']:g} ×")
+    needed, count = section["tasks_needed"], len(section["tasks"])
+    clause = f"{name} {relation} {' and '.join(bases)} on {needed} of {count} tasks"
+    if section["cpu_against"]:
+        slowest = labels.get(section["cpu_against"], section["cpu_against"])
+        clause += f", in no more CPU seconds than {slowest}"
+    status = section["status"]
+    if section["provisional"]:
+        status += " (provisional: some rows have fewer seeds)"
+    lines = ["", f"Goal of issue {section['issue']}: {clause}. **{status}**, holding on "
+             f"{section['holding']} task(s).", "",
+             "| task | holds | " + " | ".join(f"÷ {b}" for b in bases)
+             + (" | CPU ÷" if section["cpu_against"] else "") + " |",
+             "| --- | --- |" + " ---: |" * (len(bases) + bool(section["cpu_against"]))]
+    for task, v in section["tasks"].items():
+        cells = [_cell(v["ratios"].get(b), 3) for b in section["against"]]
+        if section["cpu_against"]:
+            cells.append(_cell(v.get("cpu_ratio"), 3))
+        lines.append(f"| {task} | {v['holds']} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _cell(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
@@ -175,9 +252,15 @@ def markdown(aggregate: dict[str, Any]) -> str:
         lines += ["", "Normalisation: " + "; ".join(how) + "."]
     elif aggregate.get("iqm_note"):
         lines += ["", aggregate["iqm_note"]]
+    labels = {row["algorithm"]: row["label"] or row["algorithm"] for row in aggregate["rows"]}
+    for section in aggregate.get("goals") or []:
+        lines += _goal_markdown(section, labels)
     if aggregate.get("missing"):
         lines += ["", "Missing runs: " + ", ".join(aggregate["missing"]) + "."]
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["RETURN_THRESHOLDS", "ROW_KEYS", "iqm_section", "markdown", "table_rows", "time_to_return"]
+__all__ = [
+    "RETURN_THRESHOLDS", "ROW_KEYS", "goal_section", "iqm_section", "markdown", "table_rows",
+    "time_to_return",
+]

@@ -151,6 +151,25 @@ def largest_budget(
 
 
 @dataclass(frozen=True, kw_only=True)
+class Goal:
+    """One goal an issue set for a tier, checked per task on the means over seeds (see
+    :func:`benchmarks.harness.report.goal_section`).
+
+    On a task the goal holds when ``ours`` scores at least ``ratio`` × each of ``against`` (more
+    than, when ``strict``), and, with ``cpu_against``, uses no more CPU seconds per run than that
+    algorithm; it is met when it holds on at least ``tasks_needed`` tasks.
+    """
+
+    issue: int
+    ours: str
+    against: tuple[str, ...]
+    tasks_needed: int
+    ratio: float = 1.0
+    strict: bool = False
+    cpu_against: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Tier:
     """Defaults of one tier."""
 
@@ -164,6 +183,7 @@ class Tier:
     eval_episodes: int
     workers: int
     threads: int = 1
+    goals: tuple[Goal, ...] = ()
 
 
 QUICK_HOURS = 1.0
@@ -190,13 +210,29 @@ TIER_100K_ALGORITHMS = ("qmle", "qmle-efficient", "td3", "sac-auto")
 """The paper's QMLE, our efficient preset, and the two baselines the goal is measured against
 (auto-α SAC: fixed α = 0.2 suits MuJoCo's reward scale, not DMC's rewards of at most 1)."""
 
+GOALS_100K = (
+    Goal(issue=16, ours="qmle-efficient", against=("td3", "sac-auto"), tasks_needed=2, cpu_against="td3"),
+)
+"""Issue 16: the efficient preset scores at least as well as TD3 and auto-α SAC on at least 2 of
+the 3 tasks, and finishes in no more time than TD3 (CPU seconds here)."""
+
 IQ_100K_TASKS = ("Hopper-v5", "Walker2d-v5", "InvertedDoublePendulum-v5")
 IQ_100K_ALGORITHMS = ("iq", "miq", "miq-paper", "sac-auto")
 """IQ and M-IQ at our defaults, the paper's M-IQ, and the adaptive-α SAC the paper compares with."""
 
+GOALS_IQ_100K = (Goal(issue=13, ours="miq", against=("sac-auto",), tasks_needed=3, ratio=0.9),)
+"""Issue 13: M-IQ at the default reaches at least 90 % of auto-α SAC's return on each task."""
+
 SAVO_100K_TASKS = ("restricted-InvertedPendulum", "restricted-InvertedDoublePendulum", "restricted-Hopper")
 SAVO_100K_ALGORITHMS = ("savo", "savo-l1", "td3")
 """SAVO at the paper's list length, the list-length-1 control, and Tianshou's TD3."""
+
+GOALS_SAVO_100K = (
+    Goal(issue=14, ours="savo", against=("td3",), tasks_needed=2, strict=True),
+    Goal(issue=14, ours="savo", against=("savo-l1",), tasks_needed=2, strict=True),
+)
+"""Issue 14: SAVO scores above TD3 on at least 2 of the 3 tasks, and above the list-length-1
+control (read here on the same count of tasks)."""
 
 
 def tiers(documented_warmups: Mapping[str, int], *, cpus: int) -> dict[str, Tier]:
@@ -222,20 +258,20 @@ def tiers(documented_warmups: Mapping[str, int], *, cpus: int) -> dict[str, Tier
             description="sample efficiency at a budget one machine affords: 3 DMC tasks × QMLE "
                         "(paper), QMLE (efficient), TD3, auto-α SAC × 3 seeds × 100 000 env steps",
             tasks=TIER_100K_TASKS, algorithms=TIER_100K_ALGORITHMS, seeds=(0, 1, 2), budget=100_000,
-            eval_interval=10_000, eval_episodes=10, workers=QUICK_WORKERS,
+            eval_interval=10_000, eval_episodes=10, workers=QUICK_WORKERS, goals=GOALS_100K,
         ),
         "iq100k": Tier(
             name="iq100k",
             description="IQ and M-IQ against auto-α SAC on 3 MuJoCo tasks × 3 seeds × 100 000 env steps",
             tasks=IQ_100K_TASKS, algorithms=IQ_100K_ALGORITHMS, seeds=(0, 1, 2), budget=100_000,
-            eval_interval=10_000, eval_episodes=10, workers=QUICK_WORKERS,
+            eval_interval=10_000, eval_episodes=10, workers=QUICK_WORKERS, goals=GOALS_IQ_100K,
         ),
         "savo100k": Tier(
             name="savo100k",
             description="SAVO, SAVO with list length 1 and TD3 on 3 restricted MuJoCo tasks × 3 seeds × "
                         "100 000 env steps",
             tasks=SAVO_100K_TASKS, algorithms=SAVO_100K_ALGORITHMS, seeds=(0, 1, 2), budget=100_000,
-            eval_interval=10_000, eval_episodes=10, workers=QUICK_WORKERS,
+            eval_interval=10_000, eval_episodes=10, workers=QUICK_WORKERS, goals=GOALS_SAVO_100K,
         ),
         "full": Tier(
             name="full", description="paper scale, for many cores or a Ray cluster (days of CPU)",
@@ -253,6 +289,9 @@ def hours(seconds: float) -> str:
 __all__ = [
     "DMC_TASKS",
     "FULL_BUDGET",
+    "GOALS_100K",
+    "GOALS_IQ_100K",
+    "GOALS_SAVO_100K",
     "IQ_100K_ALGORITHMS",
     "IQ_100K_TASKS",
     "REFERENCE_SPEEDS",
@@ -260,6 +299,7 @@ __all__ = [
     "SAVO_100K_TASKS",
     "TIER_100K_ALGORITHMS",
     "TIER_100K_TASKS",
+    "Goal",
     "Speed",
     "Tier",
     "estimate_run_seconds",
