@@ -605,6 +605,10 @@ def test_goal_section_counts_tasks_ratios_and_cpu():
     # the CPU clause: q slower than t fails every task
     [slow] = goal_section([goal], goal_rows(finals, cpu={"q": 150.0}), tasks=["a", "b", "c"], seeds=3)
     assert slow["status"] == "not met" and slow["tasks"]["a"]["cpu_ratio"] == 1.5
+    # a time-only goal ignores the returns
+    timing = Goal(issue=16, ours="q", against=(), tasks_needed=3, cpu_against="t")
+    [fast] = goal_section([timing], goal_rows(finals, cpu={"q": 90.0}), tasks=["a", "b", "c"], seeds=3)
+    assert fast["status"] == "met" and fast["tasks"]["b"]["cpu_ratio"] == 0.9
 
 
 def test_goal_section_pending_strict_and_provisional():
@@ -631,7 +635,10 @@ def test_the_100k_tiers_carry_their_issues_goals():
     got = all_tiers(documented_warmups(), cpus=2)
     assert [(g.issue, g.ours, g.against, g.ratio) for g in got["iq100k"].goals] == [
         (13, "miq", ("sac-auto",), 0.9)]
-    assert got["100k"].goals[0].cpu_against == "td3" and got["100k"].goals[0].tasks_needed == 2
+    returns, timing = got["100k"].goals
+    assert returns.against == ("td3", "sac-auto") and returns.tasks_needed == 2
+    assert returns.cpu_against is None
+    assert timing.against == () and timing.cpu_against == "td3" and timing.tasks_needed == 3
     assert {g.against for g in got["savo100k"].goals} == {("td3",), ("savo-l1",)}
     for tier in got.values():
         for g in tier.goals:

@@ -160,11 +160,13 @@ def goal_section(
         possible = sum(v["holds"] != "no" for v in per_task.values())
         status = ("met" if holding >= goal.tasks_needed
                   else "not met" if possible < goal.tasks_needed else "open")
+        # a verdict is provisional when the tasks it rests on have rows short of seeds
+        deciding = {"met": ("yes",), "not met": ("no",), "open": ("yes", "no", "pending")}[status]
         sections.append({
             "issue": goal.issue, "ours": goal.ours, "against": list(goal.against), "ratio": goal.ratio,
             "strict": goal.strict, "cpu_against": goal.cpu_against, "tasks_needed": goal.tasks_needed,
             "tasks": per_task, "holding": holding, "status": status,
-            "provisional": any(v["provisional"] for v in per_task.values()),
+            "provisional": any(v["provisional"] for v in per_task.values() if v["holds"] in deciding),
         })
     return sections
 
@@ -175,18 +177,18 @@ def _goal_markdown(section: dict[str, Any], labels: dict[str, str]) -> list[str]
     relation = ("above" if section["strict"] else "at least as high as" if section["ratio"] == 1
                 else f"at least {section['ratio']:g} ×")
     needed, count = section["tasks_needed"], len(section["tasks"])
-    clause = f"{name} {relation} {' and '.join(bases)} on {needed} of {count} tasks"
+    clauses = [f"{relation} {' and '.join(bases)}"] if bases else []
     if section["cpu_against"]:
-        slowest = labels.get(section["cpu_against"], section["cpu_against"])
-        clause += f", in no more CPU seconds than {slowest}"
+        slower = labels.get(section["cpu_against"], section["cpu_against"])
+        clauses.append(f"in no more CPU seconds than {slower}")
+    clause = f"{name} {', '.join(clauses)} on {needed} of {count} tasks"
     status = section["status"]
     if section["provisional"]:
         status += " (provisional: some rows have fewer seeds)"
     lines = ["", f"Goal of issue {section['issue']}: {clause}. **{status}**, holding on "
-             f"{section['holding']} task(s).", "",
-             "| task | holds | " + " | ".join(f"÷ {b}" for b in bases)
-             + (" | CPU ÷" if section["cpu_against"] else "") + " |",
-             "| --- | --- |" + " ---: |" * (len(bases) + bool(section["cpu_against"]))]
+             f"{section['holding']} task(s). Ratios: {name}'s mean over seeds ÷ the other's.", ""]
+    heads = [f"÷ {b}" for b in bases] + (["CPU ÷"] if section["cpu_against"] else [])
+    lines += ["| task | holds | " + " | ".join(heads) + " |", "| --- | --- |" + " ---: |" * len(heads)]
     for task, v in section["tasks"].items():
         cells = [_cell(v["ratios"].get(b), 3) for b in section["against"]]
         if section["cpu_against"]:

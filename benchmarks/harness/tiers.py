@@ -211,10 +211,11 @@ TIER_100K_ALGORITHMS = ("qmle", "qmle-efficient", "td3", "sac-auto")
 (auto-α SAC: fixed α = 0.2 suits MuJoCo's reward scale, not DMC's rewards of at most 1)."""
 
 GOALS_100K = (
-    Goal(issue=16, ours="qmle-efficient", against=("td3", "sac-auto"), tasks_needed=2, cpu_against="td3"),
+    Goal(issue=16, ours="qmle-efficient", against=("td3", "sac-auto"), tasks_needed=2),
+    Goal(issue=16, ours="qmle-efficient", against=(), tasks_needed=3, cpu_against="td3"),
 )
-"""Issue 16: the efficient preset scores at least as well as TD3 and auto-α SAC on at least 2 of
-the 3 tasks, and finishes in no more time than TD3 (CPU seconds here)."""
+"""Issue 16's two goals: the efficient preset scores at least as well as TD3 and auto-α SAC on at
+least 2 of the 3 tasks; and it finishes in no more time than TD3 (CPU seconds here) on every task."""
 
 IQ_100K_TASKS = ("Hopper-v5", "Walker2d-v5", "InvertedDoublePendulum-v5")
 IQ_100K_ALGORITHMS = ("iq", "miq", "miq-paper", "sac-auto")
