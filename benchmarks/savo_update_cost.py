@@ -49,6 +49,7 @@ from tianshou_qmle.utils import seed_everything
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: make `benchmarks` importable
 from benchmarks.harness.meta import git_commit, library_versions, machine, now_iso
+from benchmarks.harness.timing import mean_update_cpu_ms, median_ratios, rotating_rounds
 
 GOAL_RATIO_AT_PAPER_LENGTH = 2.5
 PAPER_LIST_LENGTH = 3
@@ -93,27 +94,16 @@ def build_agents(bench: argparse.Namespace) -> dict[str, Algorithm]:
     return agents
 
 
-def mean_update_cpu_ms(algorithm: Algorithm, buffer: ReplayBuffer, *, updates: int, batch_size: int) -> float:
-    start = time.thread_time()
-    for _ in range(updates):
-        algorithm.update(buffer=buffer, sample_size=batch_size)
-    return (time.thread_time() - start) * 1e3 / updates
-
-
 def interleaved_rounds(
     agents: dict[str, Algorithm], buffer: ReplayBuffer, bench: argparse.Namespace
 ) -> dict[str, list[float]]:
     """Per agent, the mean CPU ms of one update in each round; the order rotates every round."""
-    names = list(agents)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for name in names:  # untimed: first-call allocations, optimizer state
-        mean_update_cpu_ms(agents[name], buffer, updates=bench.warmup_updates, batch_size=bench.batch_size)
-    for r in range(bench.rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            times[name].append(
-                mean_update_cpu_ms(agents[name], buffer, updates=bench.updates, batch_size=bench.batch_size)
-            )
-    return times
+    for algorithm in agents.values():  # untimed: first-call allocations, optimizer state
+        mean_update_cpu_ms(algorithm, buffer, updates=bench.warmup_updates, batch_size=bench.batch_size)
+    def one_round(name: str) -> float:
+        return mean_update_cpu_ms(agents[name], buffer, updates=bench.updates, batch_size=bench.batch_size)
+
+    return rotating_rounds(list(agents), one_round, rounds=bench.rounds)
 
 
 @contextmanager
@@ -153,15 +143,14 @@ def phase_breakdown(
 
 
 def summarise(times: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
-    td3 = times["td3"]
     rows = {}
     for name, per_round in times.items():
-        ratios = [ms / base for ms, base in zip(per_round, td3, strict=True)]
+        ratio, low, high = median_ratios(per_round, times["td3"])
         rows[name] = {
             "update_cpu_ms": round(statistics.median(per_round), 3),
             "update_cpu_ms_per_round": [round(ms, 3) for ms in per_round],
-            "ratio_to_td3": round(statistics.median(ratios), 3),
-            "ratio_to_td3_range": [round(min(ratios), 3), round(max(ratios), 3)],
+            "ratio_to_td3": round(ratio, 3),
+            "ratio_to_td3_range": [round(low, 3), round(high, 3)],
         }
     return rows
 

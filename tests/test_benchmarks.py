@@ -312,3 +312,31 @@ def test_recsim_critic_fit_smoke_is_repeatable_and_keeps_its_report(tmp_path):
 def test_recsim_critic_fit_rejects_bad_budgets(flags, match):
     with pytest.raises(ValueError, match=match):
         load_critic_fit_module().main(flags)
+
+
+def test_step_cost_splits_acting_and_updates_and_divides_by_the_baseline(tmp_path):
+    bench = load_script("benchmarks/step_cost.py")
+    report = bench.main([
+        "--algorithms", "qmle-efficient+no-compile-scoring", "td3", "--updates", "3", "--collect-steps", "10",
+        "--rounds", "2", "--warmup-updates", "2", "--fill-steps", "300", "--out", str(tmp_path),
+    ])
+    qmle, td3 = report["results"]["qmle-efficient+no-compile-scoring"], report["results"]["td3"]
+    assert qmle["updates_per_env_step"] == 0.5 and td3["updates_per_env_step"] == 1.0
+    for row in (qmle, td3):
+        assert len(row["per_round"]["update_cpu_ms"]) == len(row["per_round"]["collect_cpu_ms"]) == 2
+        assert row["update_cpu_ms"] > 0 and row["collect_cpu_ms"] > 0
+    assert td3["step_ratio_to_baseline"] == 1.0
+    assert td3["step_cpu_ms"] == pytest.approx(td3["collect_cpu_ms"] + td3["update_cpu_ms"], rel=0.2)
+    assert json.loads((tmp_path / "step_cost_cartpole-swingup.json").read_text())["results"].keys() == {
+        "qmle-efficient+no-compile-scoring", "td3"}
+    assert (tmp_path / "step_cost_cartpole-swingup.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--baseline", "sac"], "--baseline 'sac' must be one of --algorithms"),
+    (["--rounds", "0"], "--rounds must be ≥ 1, got 0"),
+    (["--algorithms", "td4"], "--algorithms: unknown algorithm 'td4'"),
+])
+def test_step_cost_rejects_bad_flags(flags, match):
+    with pytest.raises(SystemExit, match=match):
+        load_script("benchmarks/step_cost.py").main(flags)
