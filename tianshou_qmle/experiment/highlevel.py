@@ -39,6 +39,7 @@ from tianshou.highlevel.params.optim import OptimizerFactoryFactory
 from tianshou_qmle.data.buffer import FastNullCheckVectorReplayBuffer, make_replay_buffer
 from tianshou_qmle.env.dmc import make_dmc_env, make_gym_env
 from tianshou_qmle.experiment import iq_factory, qmle_factory, savo_factory
+from tianshou_qmle.experiment.presets import DEFAULT_QMLE_PRESET
 
 
 class DMCEnvFactory(EnvFactory):
@@ -109,7 +110,8 @@ class Spaces:
 class QMLEParams:
     """QMLE's settings for the high-level API; None keeps the preset's value.
 
-    :param preset: ``"paper"`` (Table 1) or ``"efficient"`` (ours, for ~100k env steps); see
+    :param preset: ``"efficient"`` (ours, for ~100k env steps; the default) or ``"paper"``
+        (Table 1, the paper's agent); see
         :mod:`tianshou_qmle.experiment.presets`.
     :param lr: Adam step size of Q and the predictors (Table 1: 5e-4).
     :param gamma: discount factor.
@@ -129,7 +131,7 @@ class QMLEParams:
     :param compile_scoring: ``torch.compile`` the candidate-scoring kernel.
     """
 
-    preset: Literal["paper", "efficient"] = "paper"
+    preset: Literal["paper", "efficient"] = DEFAULT_QMLE_PRESET
     lr: float | None = None
     gamma: float | None = None
     n_step: int | None = None

@@ -1,11 +1,13 @@
 """Train QMLE on a DeepMind Control task with Tianshou's own Collector, trainer and logger.
 
+--preset efficient   the default; ours, for budgets of about 100k env steps: one update per 2
+                     env steps, m_target 20, m_greedy 200, 3-step returns, target copies every 200
+                     env steps, compiled scoring. It scored well above the paper's agent at 100k
+                     env steps (benchmarks/README.md, the 100k tier; docs/qmle.md, the reasons).
 --preset paper       the paper's agent, Table 1 of Tavakoli et al. (arXiv 2410.06317): m_target 100,
                      m_greedy 1000, ratios 0.9/0.01/0.09 (uniform/delta/factored categorical),
                      Adam 5e-4, one update per 10 env steps, batch 256, prioritized replay (α 0.6,
                      β 0.2), ε 0.1, γ 0.99, hard target copies every 2000 env steps.
---preset efficient   ours, for budgets of about 100k env steps (see docs/qmle.md and
-                     benchmarks/README.md for what it changes and the measurements behind it).
 
 Both: 1000 random warm-up steps, partial-episode bootstrapping on DMC's 1000-step limit, and
 candidate scoring in bf16 where the CPU has native bf16 (--scoring-dtype float32 for the paper's
