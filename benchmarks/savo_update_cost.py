@@ -100,6 +100,7 @@ def interleaved_rounds(
     """Per agent, the mean CPU ms of one update in each round; the order rotates every round."""
     for algorithm in agents.values():  # untimed: first-call allocations, optimizer state
         mean_update_cpu_ms(algorithm, buffer, updates=bench.warmup_updates, batch_size=bench.batch_size)
+
     def one_round(name: str) -> float:
         return mean_update_cpu_ms(agents[name], buffer, updates=bench.updates, batch_size=bench.batch_size)
 

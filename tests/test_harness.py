@@ -609,6 +609,13 @@ def test_goal_section_counts_tasks_ratios_and_cpu():
     timing = Goal(issue=16, ours="q", against=(), tasks_needed=3, cpu_against="t")
     [fast] = goal_section([timing], goal_rows(finals, cpu={"q": 90.0}), tasks=["a", "b", "c"], seeds=3)
     assert fast["status"] == "met" and fast["tasks"]["b"]["cpu_ratio"] == 0.9
+    # a run without CPU time cannot pass the time clause
+    no_cpu = goal_rows(finals)
+    for row in no_cpu:
+        if row["algorithm"] == "q":
+            row["cpu_seconds"] = None
+    [unknown] = goal_section([timing], no_cpu, tasks=["a", "b", "c"], seeds=3)
+    assert unknown["status"] == "open" and unknown["tasks"]["a"]["holds"] == "pending"
 
 
 def test_goal_section_pending_strict_and_provisional():

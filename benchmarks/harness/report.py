@@ -120,7 +120,8 @@ def iqm_section(
 
 
 def _task_verdict(goal: Goal, rows: dict[str, dict[str, Any]], seeds: int) -> dict[str, Any]:
-    """Whether ``goal`` holds on one task: ``"yes"``, ``"no"`` or ``"pending"`` (a run missing),
+    """Whether ``goal`` holds on one task: ``"yes"``, ``"no"`` or ``"pending"`` (a run, or the CPU
+    time a time clause needs, missing),
     with the ratios it rests on; ``provisional`` while any of its rows has fewer than ``seeds``."""
     names = (goal.ours, *goal.against, *((goal.cpu_against,) if goal.cpu_against else ()))
     if any(not rows.get(n, {}).get("seeds") for n in names):
@@ -134,9 +135,10 @@ def _task_verdict(goal: Goal, rows: dict[str, dict[str, Any]], seeds: int) -> di
     cpu_ratio = None
     if goal.cpu_against:
         ours_cpu, theirs_cpu = rows[goal.ours]["cpu_seconds"], rows[goal.cpu_against]["cpu_seconds"]
-        if ours_cpu is not None and theirs_cpu:
-            cpu_ratio = round(ours_cpu / theirs_cpu, 3)
-            holds &= ours_cpu <= theirs_cpu
+        if ours_cpu is None or not theirs_cpu:  # runs made before the harness recorded CPU time
+            return {"holds": "pending", "ratios": ratios, "cpu_ratio": None, "provisional": True}
+        cpu_ratio = round(ours_cpu / theirs_cpu, 3)
+        holds &= ours_cpu <= theirs_cpu
     return {"holds": "yes" if holds else "no", "ratios": ratios, "cpu_ratio": cpu_ratio,
             "provisional": any(len(rows[n]["seeds"]) < seeds for n in names)}
 
