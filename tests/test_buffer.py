@@ -13,6 +13,7 @@ from tianshou_qmle.data.buffer import (
     FastNullCheckVectorReplayBuffer,
     PrioritizedArgmaxPriorReplayBuffer,
     PrioritizedArgmaxPriorVectorReplayBuffer,
+    batch_has_null,
     make_replay_buffer,
 )
 
@@ -155,6 +156,24 @@ def test_hasnull_tracks_nans_without_scanning(factory, monkeypatch):
     assert buf.hasnull() is True
     buf.reset()
     assert buf.hasnull() is False
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        Batch(obs=np.zeros((2, 3)), rew=np.ones(2)),
+        Batch(obs=np.zeros((2, 3)), rew=np.array([1.0, np.nan])),
+        Batch(obs=np.zeros(2), info=Batch(cost=np.ones(2), inner=Batch(x=np.array([0.0, np.nan])))),
+        Batch(obs=np.zeros(2), info=Batch(cost=np.ones(2), inner=Batch(x=np.zeros(2)))),
+        Batch(obs=np.zeros(2), info=Batch(name=np.array(["a", None], dtype=object))),
+        Batch(obs=np.zeros(2), done=np.array([True, False]), step=np.array([3, 4])),
+        Batch(obs=np.zeros((2, 3)), rew=np.ones(2))[0],  # scalar leaves
+        Batch(obs=np.zeros((2, 3)), rew=np.array([np.nan, 1.0]))[0],
+        Batch(),
+    ],
+)
+def test_batch_has_null_agrees_with_tianshou(batch):
+    assert batch_has_null(batch) is batch.hasnull()
 
 
 def test_same_seed_samples_same_indices_and_different_seeds_differ():

@@ -23,6 +23,7 @@ from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
+import pandas as pd
 from tianshou.data import (
     Batch,
     PrioritizedReplayBuffer,
@@ -68,6 +69,23 @@ def restore_python_scalars(obj: Any) -> None:
             setattr(obj, name, bool(value))
 
 
+def batch_has_null(batch: Batch) -> bool:
+    """``batch.hasnull()``, leaf by leaf: whether any value of ``batch`` or of its nested batches is
+    NaN or None (``pandas.isnull``, as Tianshou's).
+
+    Tianshou's ``Batch.hasnull`` deep-copies the batch twice (once for ``isnull``, once for the
+    ``any``); for the one-step batch of a collect step that was about 1.5 ms, as much as the
+    DMC physics step. This walk copies nothing and stops at the first missing value.
+    """
+    for value in batch.__dict__.values():
+        if isinstance(value, Batch):
+            if batch_has_null(value):
+                return True
+        elif np.any(pd.isnull(value)):
+            return True
+    return False
+
+
 class _FastNullCheckMixin:
     """An O(1) ``hasnull`` for a Tianshou buffer: the answer is kept up to date by ``add``."""
 
@@ -80,7 +98,7 @@ class _FastNullCheckMixin:
         batch: RolloutBatchProtocol,
         buffer_ids: np.ndarray | list[int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        if self._null_seen is False and batch.hasnull():
+        if self._null_seen is False and batch_has_null(batch):
             self._null_seen = True
         return super().add(batch, buffer_ids)  # type: ignore[misc]
 
@@ -97,7 +115,7 @@ class _FastNullCheckMixin:
         """
         if self._null_seen is None:
             buffer = cast(ReplayBuffer, self)  # the mixin is only ever combined with a ReplayBuffer
-            self._null_seen = len(buffer) > 0 and bool(buffer[:].hasnull())
+            self._null_seen = len(buffer) > 0 and batch_has_null(buffer[:])
         return bool(self._null_seen)
 
     def reset(self, keep_statistics: bool = False) -> None:
