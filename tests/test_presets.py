@@ -10,9 +10,11 @@ from tianshou.env import DummyVectorEnv
 
 from tests.conftest import load_script, make_qmle
 from tianshou_qmle import QMLEPolicy, utils
+from tianshou_qmle.algorithm import qmle as qmle_module
 from tianshou_qmle.data.buffer import ARGMAX_PRIOR_KEY, make_replay_buffer
 from tianshou_qmle.experiment import presets
 from tianshou_qmle.experiment.qmle_factory import build_qmle_agent, qmle_config
+from tianshou_qmle.net.critic import AUTO_BF16_MIN_CANDIDATES
 from tianshou_qmle.net.qmle_net import build_qmle_network
 from tianshou_qmle.search.proposals import draw_candidates
 
@@ -179,6 +181,27 @@ def test_auto_scoring_is_bf16_exactly_where_the_cpu_has_native_bf16(monkeypatch)
         assert policy.scoring_dtype == expected
     explicit = QMLEPolicy(model=model, action_space=BOX, scoring_dtype=torch.float32)
     assert explicit.scoring_dtype == torch.float32
+
+
+def test_auto_scoring_keeps_small_searches_in_float32(monkeypatch):
+    monkeypatch.setattr(utils, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    model = build_qmle_network(obs_dim=5, action_space=BOX)
+    auto = QMLEPolicy(model=model, action_space=BOX, m_greedy=200)
+    assert auto.scoring_dtype_for(AUTO_BF16_MIN_CANDIDATES - 1) is None
+    assert auto.scoring_dtype_for(AUTO_BF16_MIN_CANDIDATES) == torch.bfloat16
+    forced = QMLEPolicy(model=model, action_space=BOX, scoring_dtype=torch.bfloat16)
+    assert forced.scoring_dtype_for(1) == torch.bfloat16
+    calls: list[torch.dtype | None] = []
+    real = qmle_module.approximate_argmax
+
+    def recording(*args, scoring_dtype=None, **kwargs):
+        calls.append(scoring_dtype)
+        return real(*args, scoring_dtype=scoring_dtype, **kwargs)
+
+    monkeypatch.setattr(qmle_module, "approximate_argmax", recording)
+    auto.greedy_actions(np.zeros((1, 5), np.float32))  # 1 × 200: float32
+    auto.greedy_actions(np.zeros((10, 5), np.float32))  # 10 × 200: bf16
+    assert calls == [None, torch.bfloat16]
     with pytest.raises(ValueError, match="scoring_dtype must be 'auto'"):
         QMLEPolicy(model=model, action_space=BOX, scoring_dtype=torch.float64)
 

@@ -47,7 +47,7 @@ from tianshou_qmle.net.action_codec import (
     MultiDiscreteCodec,
     make_action_codec,
 )
-from tianshou_qmle.net.critic import as_float_tensor
+from tianshou_qmle.net.critic import AUTO_BF16_MIN_CANDIDATES, as_float_tensor
 from tianshou_qmle.net.qmle_net import QMLENetwork
 from tianshou_qmle.search.argmax import approximate_argmax
 from tianshou_qmle.search.proposals import (
@@ -146,7 +146,9 @@ class QMLEPolicy(Policy):
     :param scoring_dtype: precision for scoring candidates, here and in :class:`QMLE`'s target
         search. ``"auto"`` (default) is ``torch.bfloat16`` where the model's device multiplies
         bf16 in hardware (:func:`~tianshou_qmle.utils.has_native_bf16`: CPUs with AVX-512 BF16 or
-        AMX, CUDA GPUs with bf16) and float32 elsewhere, re-read when the model moves. None or
+        AMX, CUDA GPUs with bf16) and float32 elsewhere, re-read when the model moves; searches of
+        fewer than 512 candidates in all (acting in a single environment) stay in float32, which
+        is faster there (:data:`~tianshou_qmle.net.critic.AUTO_BF16_MIN_CANDIDATES`). None or
         ``torch.float32`` keeps float32 (the paper's numerics); ``torch.bfloat16`` picks winners
         with bf16 weights and activations and re-scores them in float32: 2.0× faster updates on
         this CPU (87.5 → 44.6 ms on walker-walk, ``benchmarks/results/speed``); near-ties may
@@ -223,10 +225,22 @@ class QMLEPolicy(Policy):
 
     @property
     def scoring_dtype(self) -> torch.dtype | None:
-        """The precision candidates are scored in now (``"auto"`` resolved for the model's device)."""
+        """The precision large searches are scored in now (``"auto"`` resolved for the model's
+        device); see :meth:`scoring_dtype_for` for a search of a given size."""
         if self.scoring_dtype_setting == "auto":
             return torch.bfloat16 if has_native_bf16(self.model.device) else None
         return self.scoring_dtype_setting
+
+    def scoring_dtype_for(self, num_candidates: int) -> torch.dtype | None:
+        """The precision of a search that scores ``num_candidates`` candidates in all.
+
+        ``"auto"`` keeps float32 for searches below :data:`~tianshou_qmle.net.critic.
+        AUTO_BF16_MIN_CANDIDATES`, where bf16 costs more than it saves (acting in one
+        environment); an explicit dtype applies to every search.
+        """
+        if self.scoring_dtype_setting == "auto" and num_candidates < AUTO_BF16_MIN_CANDIDATES:
+            return None
+        return self.scoring_dtype
 
     @staticmethod
     def _check_eps(eps: float, name: str) -> float:
@@ -277,7 +291,8 @@ class QMLEPolicy(Policy):
             counts = search_counts(m, self.proposal_ratios, with_prior=False)
             result = approximate_argmax(
                 self.model.critic, self.model.predictor_list(), features, counts,
-                scoring_dtype=self.scoring_dtype, codec=self.codec, grid_share=self.uniform_grid_share,
+                scoring_dtype=self.scoring_dtype_for(features.shape[0] * m), codec=self.codec,
+                grid_share=self.uniform_grid_share,
             )
         return result.actions
 
@@ -477,9 +492,11 @@ class QMLE(CheckedUpdateMixin, OffPolicyAlgorithm[QMLEPolicy], LaggedNetworkFull
             counts = search_counts(
                 self.m_target, self.policy.proposal_ratios, with_prior=prior is not None
             )
+            per_state = sum(counts) + (prior is not None)
             result = approximate_argmax(
                 target.critic, target.predictor_list(), features, counts, prior=prior,
-                scoring_dtype=self.policy.scoring_dtype, codec=self.policy.codec,
+                scoring_dtype=self.policy.scoring_dtype_for(len(indices) * per_state),
+                codec=self.policy.codec,
                 grid_share=self.policy.uniform_grid_share,
             )
         kept = 0.0

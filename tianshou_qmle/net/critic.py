@@ -94,6 +94,15 @@ MIN_COMPILED_BLOCK = 512
 ``compile_scoring`` is on: compiling each such shape would cost more than it saves."""
 
 
+AUTO_BF16_MIN_CANDIDATES = 512
+"""Below this many candidates per search, ``scoring_dtype="auto"`` scores in float32 even where the
+CPU has native bf16. Small searches (acting in one environment: 1 state × 200 candidates) are
+bound by per-op overhead rather than by matrix products; there bf16 only adds weight conversions,
+slower element-wise passes and a re-scoring pass. Measured on the 2-core EPYC, one thread, 1 state
+× 200 candidates: float32 1.4 ms, bf16 1.8–2.0 ms; from about 512 candidates up, bf16 (compiled)
+wins, e.g. 10 states × 200: bf16 3.8 ms, float32 6.5–10.9 ms (``benchmarks/step_cost.py``)."""
+
+
 _compile_failure: str | None = None
 """Why ``torch.compile`` could not build the scoring kernel here, once it failed (None until then)."""
 
