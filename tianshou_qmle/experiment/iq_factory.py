@@ -52,6 +52,7 @@ from tianshou_qmle.experiment.runner import (
     unit_interval,
 )
 from tianshou_qmle.net.iq import POLICY_TYPES, build_iq_network
+from tianshou_qmle.optim import FusedAdamOptimizerFactory
 
 ALGORITHMS = ("iq", "miq", "sac")
 """``--algo`` choices: IQ (α = 0), M-IQ (α > 0) and Tianshou's SAC."""
@@ -194,10 +195,11 @@ def build_temperature(args: argparse.Namespace, *, act_dim: int, num_bins: int) 
 def build_iq(
     args: argparse.Namespace,
     env: gym.Env,
-    make_optim: Callable[[float], OptimizerFactory] = AdamOptimizerFactory,
+    make_optim: Callable[[float], OptimizerFactory] = FusedAdamOptimizerFactory,
 ) -> IQ:
     """IQ or M-IQ for ``env``'s spaces (``Box`` or ``Discrete`` actions); ``make_optim(lr)`` makes
-    the optimizer factory of the single loss (Adam, as §6)."""
+    the optimizer factory of the single loss (Adam, as §6; fused where the device has the kernel,
+    :class:`~tianshou_qmle.optim.FusedAdamOptimizerFactory`)."""
     obs_dim = gym.spaces.flatdim(env.observation_space)
     space = env.action_space
     if isinstance(space, gym.spaces.Discrete):

@@ -44,6 +44,7 @@ from tianshou_qmle.experiment.runner import (
 )
 from tianshou_qmle.exploration import EpisodicOUNoise
 from tianshou_qmle.net.savo import SUMMARISERS, build_critic, build_savo_networks
+from tianshou_qmle.optim import FusedAdamOptimizerFactory
 
 ALGORITHMS = ("savo", "td3")
 """``--algo`` choices: SAVO-TD3, and Tianshou's TD3 (``Box`` action spaces only)."""
@@ -217,10 +218,11 @@ def resolve_q_smoothing(flag: str) -> bool | None:
 
 def build_savo(
     args: argparse.Namespace, env: gym.Env, action_embeddings: np.ndarray | None = None,
-    make_optim: Callable[[float], OptimizerFactory] = AdamOptimizerFactory,
+    make_optim: Callable[[float], OptimizerFactory] = FusedAdamOptimizerFactory,
 ) -> SAVO:
     """SAVO-TD3 for ``env``'s spaces (``Box``, or ``Discrete`` with ``action_embeddings``);
-    ``make_optim(lr)`` makes each optimizer factory (Adam, as Table 3)."""
+    ``make_optim(lr)`` makes each optimizer factory (Adam, as Table 3; fused where the device has
+    the kernel, :class:`~tianshou_qmle.optim.FusedAdamOptimizerFactory`)."""
     space = env.action_space
     if isinstance(space, gym.spaces.Discrete):
         if action_embeddings is None:
