@@ -77,6 +77,13 @@ def test_smoke_runs_write_complete_results(smoke):
             assert set(CURVE_KEYS) <= set(point)
             assert len(point["returns"]) == 1 and point["return_mean"] == point["returns"][0]
             assert 0.0 <= point["return_mean"] <= 1000.0  # a DMC return
+        warmup_point, learning_point = result["curve"]
+        assert warmup_point["training"] == {}  # the first 1000 steps are the random warm-up
+        stats = learning_point["training"]
+        loss_key = "critic_loss" if algo == "qmle" else "critic1_loss"
+        assert stats[loss_key] > 0 and all(math.isfinite(v) for v in stats.values())
+        if algo == "qmle":
+            assert 0.0 <= stats["prior_kept_fraction"] <= 1.0
         assert result["final_return_mean"] == result["curve"][-1]["return_mean"]
         assert result["env_steps"] == 2000 and result["gradient_updates"] == updates[algo]
         learning_seconds = result["timing"]["learning_seconds"]

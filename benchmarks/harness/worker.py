@@ -51,11 +51,15 @@ RESULT_KEYS = (
 
 CURVE_KEYS = (
     "env_step", "return_mean", "return_std", "returns", "learning_seconds", "wall_seconds", "cpu_seconds",
+    "training",
 )
 """Every field of one evaluation point of a run's curve. The three clocks are cumulative up to the
 point: learning time (warm-up and evaluations excluded), wall time since the process started
 building the run, and the process's CPU time (user + system), which other processes sharing the
-machine do not inflate the way they inflate wall time."""
+machine do not inflate the way they inflate wall time. ``training`` holds the means of the
+algorithm's training stats over the updates since the previous point (losses, IQ's temperature and
+entropy, QMLE's prior-kept share, …; empty for a segment without updates). Runs written before it
+existed lack the key."""
 
 BUFFER_HEADROOM = 1024
 """Replay capacity beyond the budget (collect steps are at most 10 env steps here)."""
@@ -96,8 +100,9 @@ def updates_per_training_step(agent: Agent) -> int:
     return round(schedule.updates_per_env_step * schedule.env_steps_per_collect)
 
 
-def train_segment(agent: Agent, collector: Collector, *, env_steps: int) -> int:
-    """One trainer epoch of at least ``env_steps`` env steps; returns its gradient steps."""
+def train_segment(agent: Agent, collector: Collector, *, env_steps: int) -> tuple[int, dict[str, float]]:
+    """One trainer epoch of at least ``env_steps`` env steps; returns its gradient steps and the
+    means of the algorithm's training stats over them."""
     params = OffPolicyTrainerParams(
         training_collector=collector, test_collector=None, max_epochs=1, epoch_num_steps=env_steps,
         collection_step_num_env_steps=agent.schedule.env_steps_per_collect,
@@ -106,15 +111,18 @@ def train_segment(agent: Agent, collector: Collector, *, env_steps: int) -> int:
     )
     trainer = GradientCountingTrainer(algorithm=agent.algorithm, params=params)
     trainer.run(reset_collectors=False)
-    return trainer.gradient_steps
+    return trainer.gradient_steps, trainer.mean_training_stats()
 
 
-def curve_point(env_step: int, returns: np.ndarray, *, clock: Clock) -> dict[str, Any]:
+def curve_point(
+    env_step: int, returns: np.ndarray, *, clock: Clock, training: dict[str, float] | None = None
+) -> dict[str, Any]:
     return {"env_step": int(env_step), "return_mean": float(returns.mean()),
             "return_std": float(returns.std()), "returns": [float(r) for r in returns],
             "learning_seconds": round(clock.seconds["learning"], 2),
             "wall_seconds": round(clock.wall(), 2),
-            "cpu_seconds": round(clock.cpu(), 2)}
+            "cpu_seconds": round(clock.cpu(), 2),
+            "training": {k: round(v, 6) for k, v in (training or {}).items()}}
 
 
 @dataclass(kw_only=True)
@@ -198,13 +206,15 @@ def run_single(
             before = train_collector.collect_step
             clock.timed("warmup", train_collector.collect, n_step=random_steps, random=True)
             progress.env_step += train_collector.collect_step - before
+        training: dict[str, float] = {}
         if progress.env_step < target:
             before = train_collector.collect_step
-            progress.updates += clock.timed("learning", train_segment, agent, train_collector,
+            updates, training = clock.timed("learning", train_segment, agent, train_collector,
                                             env_steps=target - progress.env_step)
+            progress.updates += updates
             progress.env_step += train_collector.collect_step - before
         returns = clock.timed("evaluation", evaluate, agent.algorithm, test_collector, spec.eval_episodes)
-        progress.curve.append(curve_point(progress.env_step, returns, clock=clock))
+        progress.curve.append(curve_point(progress.env_step, returns, clock=clock, training=training))
         if checkpoint_dir is not None:
             save_run_checkpoint(checkpoint_dir, agent=agent, progress=progress, clock=clock, spec=spec,
                                 train_envs=train_envs, test_envs=test_envs)

@@ -167,10 +167,28 @@ class GradientCountingTrainer(OffPolicyTrainer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.gradient_steps = 0
+        self._stat_sums: dict[str, float] = {}
+        self._stat_counts: dict[str, int] = {}
 
     def _sample_and_update(self, buffer: ReplayBuffer) -> Any:
         self.gradient_steps += 1
-        return super()._sample_and_update(buffer)
+        stats = super()._sample_and_update(buffer)
+        self._accumulate(stats)
+        return stats
+
+    def _accumulate(self, stats: Any) -> None:
+        if not hasattr(stats, "get_loss_stats_dict"):
+            return
+        for name, value in stats.get_loss_stats_dict().items():
+            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+                self._stat_sums[name] = self._stat_sums.get(name, 0.0) + float(value)
+                self._stat_counts[name] = self._stat_counts.get(name, 0) + 1
+
+    def mean_training_stats(self) -> dict[str, float]:
+        """The mean of each numeric field of the algorithm's training stats over this trainer's
+        updates (``QMLETrainingStats``, ``IQTrainingStats``' ``temperature`` and ``entropy``, …);
+        non-finite values are left out of the means."""
+        return {name: self._stat_sums[name] / self._stat_counts[name] for name in sorted(self._stat_sums)}
 
 
 class ResumableLogger(TensorboardLogger):
