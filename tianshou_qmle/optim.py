@@ -24,9 +24,13 @@ class FusedAdamOptimizerFactory(AdamOptimizerFactory):
     """
 
     def _create_optimizer_for_params(self, params: ParamsType) -> torch.optim.Optimizer:
-        params = list(params)  # an iterator could be consumed only once: by the first attempt
-        kwargs = dict(lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay)
+        params = list(params)  # type: ignore[assignment]  # an iterator is used up by the first attempt
         try:
-            return torch.optim.Adam(params, fused=True, **kwargs)
+            return self._adam(params, fused=True)
         except RuntimeError:  # a device without a fused kernel (e.g. some accelerator backends)
-            return torch.optim.Adam(params, **kwargs)
+            return self._adam(params, fused=None)
+
+    def _adam(self, params: ParamsType, *, fused: bool | None) -> torch.optim.Adam:
+        return torch.optim.Adam(
+            params, lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay, fused=fused
+        )

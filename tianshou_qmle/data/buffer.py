@@ -23,7 +23,7 @@ from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # a dependency of Tianshou's Batch
 from tianshou.data import (
     Batch,
     PrioritizedReplayBuffer,
@@ -31,6 +31,7 @@ from tianshou.data import (
     ReplayBuffer,
     ReplayBufferManager,
 )
+from tianshou.data.batch import BatchProtocol
 from tianshou.data.types import RolloutBatchProtocol
 
 ARGMAX_PRIOR_KEY = "act_max"
@@ -69,7 +70,7 @@ def restore_python_scalars(obj: Any) -> None:
             setattr(obj, name, bool(value))
 
 
-def batch_has_null(batch: Batch) -> bool:
+def batch_has_null(batch: BatchProtocol) -> bool:
     """``batch.hasnull()``, leaf by leaf: whether any value of ``batch`` or of its nested batches is
     NaN or None (``pandas.isnull``, as Tianshou's).
 
