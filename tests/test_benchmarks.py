@@ -340,3 +340,26 @@ def test_step_cost_splits_acting_and_updates_and_divides_by_the_baseline(tmp_pat
 def test_step_cost_rejects_bad_flags(flags, match):
     with pytest.raises(SystemExit, match=match):
         load_script("benchmarks/step_cost.py").main(flags)
+
+
+def test_iq_bandit_entropy_compares_the_fit_with_the_softmax(tmp_path):
+    bench = load_script("benchmarks/iq_bandit_entropy.py")
+    result = bench.main(["--taus", "0.1", "10", "--updates", "300", "--transitions", "500",
+                         "--out", str(tmp_path)])
+    low, high = result["results"]
+    for row in (low, high):
+        assert 0.0 <= row["learned_entropy"] <= np.log(11) + 1e-6
+        assert 0.0 < row["mean_prob_of_replayed_action"] < 1.0
+    assert low["softmax_entropy"] < 1.0 < 2.3 < high["softmax_entropy"]  # the exact solution spreads with τ
+    assert high["learned_entropy"] > low["learned_entropy"]
+    assert json.loads((tmp_path / "iq_bandit_entropy.json").read_text())["results"] == result["results"]
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--taus", "0"], "--taus must be finite and > 0"),
+    (["--bins", "1"], "--bins must be ≥ 2, got 1"),
+])
+def test_iq_bandit_entropy_rejects_bad_flags(flags, match, capsys):
+    with pytest.raises(SystemExit):
+        load_script("benchmarks/iq_bandit_entropy.py").main(flags)
+    assert match in capsys.readouterr().err
