@@ -84,6 +84,8 @@ def test_smoke_runs_write_complete_results(smoke):
         assert stats[loss_key] > 0 and all(math.isfinite(v) for v in stats.values())
         if algo == "qmle":
             assert 0.0 <= stats["prior_kept_fraction"] <= 1.0
+        # the training collector finished the run's second 1000-step episode in that segment
+        assert stats["train_episodes"] == 1 and 0.0 <= stats["train_episode_return"] <= 1000.0
         assert result["final_return_mean"] == result["curve"][-1]["return_mean"]
         assert result["env_steps"] == 2000 and result["gradient_updates"] == updates[algo]
         learning_seconds = result["timing"]["learning_seconds"]

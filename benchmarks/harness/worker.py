@@ -58,8 +58,9 @@ point: learning time (warm-up and evaluations excluded), wall time since the pro
 building the run, and the process's CPU time (user + system), which other processes sharing the
 machine do not inflate the way they inflate wall time. ``training`` holds the means of the
 algorithm's training stats over the updates since the previous point (losses, IQ's temperature and
-entropy, QMLE's prior-kept share, …; empty for a segment without updates). Runs written before it
-existed lack the key."""
+entropy, QMLE's prior-kept share, …), and the training episodes finished meanwhile
+(``train_episodes``, ``train_episode_return``, with exploration); empty for a segment without
+updates. Runs written before it existed lack the key."""
 
 BUFFER_HEADROOM = 1024
 """Replay capacity beyond the budget (collect steps are at most 10 env steps here)."""

@@ -169,6 +169,12 @@ class GradientCountingTrainer(OffPolicyTrainer):
         self.gradient_steps = 0
         self._stat_sums: dict[str, float] = {}
         self._stat_counts: dict[str, int] = {}
+        self._episode_returns: list[float] = []
+
+    def _collect_training_data(self) -> Any:
+        stats = super()._collect_training_data()
+        self._episode_returns.extend(float(r) for r in np.asarray(stats.returns).reshape(-1))
+        return stats
 
     def _sample_and_update(self, buffer: ReplayBuffer) -> Any:
         self.gradient_steps += 1
@@ -187,8 +193,15 @@ class GradientCountingTrainer(OffPolicyTrainer):
     def mean_training_stats(self) -> dict[str, float]:
         """The mean of each numeric field of the algorithm's training stats over this trainer's
         updates (``QMLETrainingStats``, ``IQTrainingStats``' ``temperature`` and ``entropy``, …);
-        non-finite values are left out of the means."""
-        return {name: self._stat_sums[name] / self._stat_counts[name] for name in sorted(self._stat_sums)}
+        non-finite values are left out of the means. With the episodes that the training collector
+        finished meanwhile (with exploration), also ``train_episodes`` and their mean
+        ``train_episode_return``: they tell a policy that learns nothing from one that only fails
+        under greedy evaluation."""
+        means = {name: self._stat_sums[name] / self._stat_counts[name] for name in sorted(self._stat_sums)}
+        if self._episode_returns:
+            means["train_episodes"] = float(len(self._episode_returns))
+            means["train_episode_return"] = float(np.mean(self._episode_returns))
+        return means
 
 
 class ResumableLogger(TensorboardLogger):
