@@ -169,11 +169,14 @@ class GradientCountingTrainer(OffPolicyTrainer):
         self.gradient_steps = 0
         self._stat_sums: dict[str, float] = {}
         self._stat_counts: dict[str, int] = {}
-        self._episode_returns: list[float] = []
+        self._episode_return_sum = 0.0
+        self._episodes = 0
 
     def _collect_training_data(self) -> Any:
         stats = super()._collect_training_data()
-        self._episode_returns.extend(float(r) for r in np.asarray(stats.returns).reshape(-1))
+        returns = np.asarray(stats.returns, dtype=float).reshape(-1)
+        self._episode_return_sum += float(returns.sum())
+        self._episodes += returns.size
         return stats
 
     def _sample_and_update(self, buffer: ReplayBuffer) -> Any:
@@ -198,9 +201,9 @@ class GradientCountingTrainer(OffPolicyTrainer):
         ``train_episode_return``: they tell a policy that learns nothing from one that only fails
         under greedy evaluation."""
         means = {name: self._stat_sums[name] / self._stat_counts[name] for name in sorted(self._stat_sums)}
-        if self._episode_returns:
-            means["train_episodes"] = float(len(self._episode_returns))
-            means["train_episode_return"] = float(np.mean(self._episode_returns))
+        if self._episodes:
+            means["train_episodes"] = float(self._episodes)
+            means["train_episode_return"] = self._episode_return_sum / self._episodes
         return means
 
 
