@@ -622,9 +622,43 @@ def test_goal_section_counts_tasks_ratios_and_cpu():
     no_cpu = goal_rows(finals)
     for row in no_cpu:
         if row["algorithm"] == "q":
-            row["cpu_seconds"] = None
+            row["cpu_seconds"] = row["cpu_seconds_by_machine"] = None
     [unknown] = goal_section([timing], no_cpu, tasks=["a", "b", "c"], seeds=3)
     assert unknown["status"] == "open" and unknown["tasks"]["a"]["holds"] == "pending"
+
+
+def test_goal_cpu_clause_compares_runs_on_the_same_cpu_model_only():
+    from benchmarks.harness.report import goal_section, markdown, table_rows
+    from benchmarks.harness.tiers import Goal
+
+    def run(algorithm: str, seed: int, cpu_model: str, cpu: float) -> dict:
+        r = fake_result(task="a", algorithm=algorithm, seed=seed, final=500.0)
+        r["timing"]["cpu_seconds"] = cpu
+        r["machine"] = {"cpu_model": cpu_model}
+        return r
+
+    goal = Goal(issue=16, ours="q", against=(), tasks_needed=1, cpu_against="t")
+    # q is faster than t on each machine, but ran mostly on the slow one: a plain mean says 1.33
+    results = [run("q", 0, "fast", 90.0), run("q", 1, "slow", 190.0), run("q", 2, "slow", 190.0),
+               run("t", 0, "fast", 100.0), run("t", 1, "fast", 100.0), run("t", 2, "slow", 200.0)]
+    rows = table_rows(results, tasks=["a"], algorithms=["q", "t"])
+    assert rows[0]["cpu_seconds"] == pytest.approx(156.67) and rows[1]["cpu_seconds"] == pytest.approx(133.33)
+    assert rows[0]["cpu_seconds_by_machine"] == {"fast": {"runs": 1, "cpu_seconds": 90.0},
+                                                  "slow": {"runs": 2, "cpu_seconds": 190.0}}
+    [section] = goal_section([goal], rows, tasks=["a"], seeds=3)
+    verdict = section["tasks"]["a"]
+    assert verdict["cpu_ratio_by_machine"] == {"fast": 0.9, "slow": 0.95}
+    assert verdict["cpu_ratio"] == pytest.approx((0.9 + 2 * 0.95) / 3, abs=1e-3)
+    assert verdict["holds"] == "yes" and section["status"] == "met"
+    text = markdown({"protocol": {"budget": 1, "warmups": 0, "eval_episodes": 1, "eval_interval": 1,
+                                  "threads": 1, "device": "cpu", "seeds": [0, 1, 2]},
+                     "rows": rows, "goals": [section], "tier": "t"})
+    assert "fast: 0.900; slow: 0.950" in text and "same CPU model only" in text
+    # with no CPU model in common nothing is comparable: pending, not a verdict
+    apart = [run("q", 0, "fast", 90.0), run("t", 0, "slow", 200.0)]
+    [section] = goal_section([goal], table_rows(apart, tasks=["a"], algorithms=["q", "t"]),
+                             tasks=["a"], seeds=1)
+    assert section["tasks"]["a"]["holds"] == "pending" and section["tasks"]["a"]["cpu_ratio"] is None
 
 
 def test_goal_section_pending_strict_and_provisional():

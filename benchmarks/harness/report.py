@@ -13,7 +13,8 @@ from benchmarks.harness.tiers import Goal
 
 ROW_KEYS = (
     "task", "algorithm", "label", "seeds", "final_return_mean", "final_return_sem", "env_steps_per_second",
-    "gradient_updates_per_second", "peak_rss_mib", "wall_seconds", "cpu_seconds", "time_to",
+    "gradient_updates_per_second", "peak_rss_mib", "wall_seconds", "cpu_seconds", "cpu_seconds_by_machine",
+    "time_to",
 )
 """Every field of one row of the aggregate."""
 
@@ -44,6 +45,43 @@ def threshold_times(got: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return times
 
 
+UNKNOWN_MACHINE = "unknown CPU"
+"""The machine key of a run whose JSON records no CPU model."""
+
+
+def machine_of(result: dict[str, Any]) -> str:
+    """The CPU model a run ran on: CPU seconds are only comparable between runs on the same one
+    (sessions here get different machines, e.g. an AVX-512 BF16 Xeon or an AVX2-only EPYC)."""
+    return (result.get("machine") or {}).get("cpu_model") or UNKNOWN_MACHINE
+
+
+def cpu_seconds_by_machine(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]] | None:
+    """Per CPU model: the runs on it and their mean CPU seconds; None if a run lacks CPU time."""
+    if not all("cpu_seconds" in r["timing"] for r in results):
+        return None
+    grouped: dict[str, list[float]] = {}
+    for r in results:
+        grouped.setdefault(machine_of(r), []).append(r["timing"]["cpu_seconds"])
+    return {m: {"runs": len(v), "cpu_seconds": round(float(np.mean(v)), 2)}
+            for m, v in sorted(grouped.items())}
+
+
+def machine_matched_cpu_ratio(
+    ours: dict[str, dict[str, float]], theirs: dict[str, dict[str, float]]
+) -> tuple[float | None, dict[str, float]]:
+    """Our CPU seconds over theirs, compared within each CPU model both have runs on, then averaged
+    over those models weighted by our runs there: ``(ratio or None without a shared model,
+    {model: ratio})``."""
+    shared = sorted(set(ours) & set(theirs))
+    per_machine = {m: ours[m]["cpu_seconds"] / theirs[m]["cpu_seconds"] for m in shared
+                   if theirs[m]["cpu_seconds"] > 0}
+    if not per_machine:
+        return None, {}
+    weights = {m: ours[m]["runs"] for m in per_machine}
+    pooled = sum(weights[m] * r for m, r in per_machine.items()) / sum(weights.values())
+    return round(pooled, 3), {m: round(r, 3) for m, r in per_machine.items()}
+
+
 def _mean(results: Sequence[dict[str, Any]], key: str) -> float:
     return round(float(np.mean([r[key] for r in results])), 2)
 
@@ -71,6 +109,7 @@ def table_rows(
                     wall_seconds=_mean([r["timing"] for r in got], "wall_seconds"),
                     cpu_seconds=(_mean([r["timing"] for r in got], "cpu_seconds")
                                  if all("cpu_seconds" in r["timing"] for r in got) else None),
+                    cpu_seconds_by_machine=cpu_seconds_by_machine(got),
                     time_to=threshold_times(got),
                 )
             rows.append(row)
@@ -132,14 +171,18 @@ def _task_verdict(goal: Goal, rows: dict[str, dict[str, Any]], seeds: int) -> di
         theirs = rows[base]["final_return_mean"]
         ratios[base] = None if theirs <= 0 else round(ours / theirs, 3)
         holds &= ours > goal.ratio * theirs if goal.strict else ours >= goal.ratio * theirs
-    cpu_ratio = None
+    cpu_ratio, cpu_by_machine = None, {}
     if goal.cpu_against:
-        ours_cpu, theirs_cpu = rows[goal.ours]["cpu_seconds"], rows[goal.cpu_against]["cpu_seconds"]
-        if ours_cpu is None or not theirs_cpu:  # runs made before the harness recorded CPU time
+        ours_cpu = rows[goal.ours].get("cpu_seconds_by_machine")
+        theirs_cpu = rows[goal.cpu_against].get("cpu_seconds_by_machine")
+        if not ours_cpu or not theirs_cpu:  # runs made before the harness recorded CPU time
             return {"holds": "pending", "ratios": ratios, "cpu_ratio": None, "provisional": True}
-        cpu_ratio = round(ours_cpu / theirs_cpu, 3)
-        holds &= ours_cpu <= theirs_cpu
+        cpu_ratio, cpu_by_machine = machine_matched_cpu_ratio(ours_cpu, theirs_cpu)
+        if cpu_ratio is None:  # no CPU model with runs of both: nothing comparable yet
+            return {"holds": "pending", "ratios": ratios, "cpu_ratio": None, "provisional": True}
+        holds &= cpu_ratio <= 1.0
     return {"holds": "yes" if holds else "no", "ratios": ratios, "cpu_ratio": cpu_ratio,
+            "cpu_ratio_by_machine": cpu_by_machine,
             "provisional": any(len(rows[n]["seeds"]) < seeds for n in names)}
 
 
@@ -190,11 +233,18 @@ def _goal_markdown(section: dict[str, Any], labels: dict[str, str]) -> list[str]
     lines = ["", f"Goal of issue {section['issue']}: {clause}. **{status}**, holding on "
              f"{section['holding']} task(s). Ratios: {name}'s mean over seeds ÷ the other's.", ""]
     heads = [f"÷ {b}" for b in bases] + (["CPU ÷"] if section["cpu_against"] else [])
+    if section["cpu_against"]:
+        lines[-2] += (" CPU ÷ compares runs on the same CPU model only (per model in brackets), "
+                      "averaged over the models both have runs on, weighted by our runs there.")
     lines += ["| task | holds | " + " | ".join(heads) + " |", "| --- | --- |" + " ---: |" * len(heads)]
     for task, v in section["tasks"].items():
         cells = [_cell(v["ratios"].get(b), 3) for b in section["against"]]
         if section["cpu_against"]:
-            cells.append(_cell(v.get("cpu_ratio"), 3))
+            cell = _cell(v.get("cpu_ratio"), 3)
+            by_machine = v.get("cpu_ratio_by_machine") or {}
+            if len(by_machine) > 1:
+                cell += " (" + "; ".join(f"{m}: {r:.3f}" for m, r in by_machine.items()) + ")"
+            cells.append(cell)
         lines.append(f"| {task} | {v['holds']} | " + " | ".join(cells) + " |")
     return lines
 
@@ -214,6 +264,16 @@ def markdown(aggregate: dict[str, Any]) -> str:
         f"thread(s), device {p['device']}, seeds {p['seeds']}. Final return: the last evaluation, mean ± "
         "standard error across seeds. Speeds: learning phase only (after warm-up, without evaluation).",
         "",
+    ]
+    machines: dict[str, int] = {}
+    for row in aggregate["rows"]:
+        for model, entry in (row.get("cpu_seconds_by_machine") or {}).items():
+            machines[model] = machines.get(model, 0) + entry["runs"]
+    if machines:
+        listed = "; ".join(f"{m}: {n}" for m, n in sorted(machines.items()))
+        lines += [f"Machines (CPU model: runs): {listed}. Speeds and CPU seconds differ between them; "
+                  "the goal checks compare like with like.", ""]
+    lines += [
         "| task | algorithm | final return | seeds | env steps/s | updates/s | peak RSS (MiB) | wall (s) |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -265,6 +325,6 @@ def markdown(aggregate: dict[str, Any]) -> str:
 
 
 __all__ = [
-    "RETURN_THRESHOLDS", "ROW_KEYS", "goal_section", "iqm_section", "markdown", "table_rows",
-    "time_to_return",
+    "RETURN_THRESHOLDS", "ROW_KEYS", "UNKNOWN_MACHINE", "cpu_seconds_by_machine", "goal_section",
+    "iqm_section", "machine_matched_cpu_ratio", "machine_of", "markdown", "table_rows", "time_to_return",
 ]
