@@ -15,7 +15,7 @@ fi
 # checkout itself even when the installed (editable) package points at another one
 if (cd / && REPO="$PWD_REPO" "$PY" - <<'CHECK' >/dev/null 2>&1
 import os, pathlib, tianshou_qmle, tianshou, dm_control, shimmy, mujoco, pytest, h5py, tensorboard
-import imageio_ffmpeg, wandb, build, twine, scipy, joblib, mkdocs, material, mkdocstrings, mkdocs_gen_files, ray
+import imageio_ffmpeg, wandb, build, twine, scipy, joblib, rliable, mkdocs, material, mkdocstrings, mkdocs_gen_files, ray
 assert pathlib.Path(tianshou_qmle.__file__).resolve().parents[1] == pathlib.Path(os.environ["REPO"]).resolve()
 assert int(mujoco.__version__.split(".")[0]) < 4
 CHECK
