@@ -110,11 +110,14 @@ class Env:
     action_space = HOPPERISH
 
 
-def test_factory_defaults_clip_the_munchausen_term_and_adapt_tau():
+def test_factory_defaults_clip_the_munchausen_term_and_scale_tau_with_the_reward():
     algo = iq_factory.build_iq(factory_args("--algo", "miq"), Env())
     assert algo.munchausen_clip == iq_factory.MUNCHAUSEN_CLIP == -1.0
-    assert isinstance(algo.temperature_schedule, EntropyTargetTemperature)
-    assert algo.temperature_schedule.target_entropy == pytest.approx(0.5 * 3 * math.log(11))
+    assert isinstance(algo.temperature_schedule, RewardScaledTemperature)
+    assert algo.temperature_schedule.relative == 0.1
+    entropy = iq_factory.build_iq(factory_args("--temperature-scheme", "entropy"), Env())
+    assert isinstance(entropy.temperature_schedule, EntropyTargetTemperature)
+    assert entropy.temperature_schedule.target_entropy == pytest.approx(0.5 * 3 * math.log(11))
     paper = iq_factory.build_iq(
         factory_args("--algo", "miq", "--temperature-scheme", "fixed", "--no-munchausen-clip"), Env()
     )
@@ -123,7 +126,8 @@ def test_factory_defaults_clip_the_munchausen_term_and_adapt_tau():
                                               "--temperature-relative", "0.2"), Env())
     assert isinstance(reward.temperature_schedule, RewardScaledTemperature)
     assert reward.temperature_schedule.relative == 0.2
-    gaussian = iq_factory.build_iq(factory_args("--policy-type", "gaussian"), Env())
+    gaussian_args = factory_args("--policy-type", "gaussian", "--temperature-scheme", "entropy")
+    gaussian = iq_factory.build_iq(gaussian_args, Env())
     assert gaussian.temperature_schedule.target_entropy == -3.0  # SAC's -dim(A)
 
 

@@ -251,8 +251,9 @@ class IQParams:
     (``tianshou-qmle train mujoco-iq --help``).
 
     :param algo: ``"iq"`` (α = 0) or ``"miq"`` (α = ``alpha``, 0.9 by default).
-    :param temperature_scheme: ``"fixed"`` (``temperature``; 0.01 is the paper's), ``"entropy"``
-        or ``"reward"``.
+    :param temperature_scheme: ``"reward"`` (the default: τ = ``temperature_relative`` × running
+        mean |r|), ``"fixed"`` (``temperature``; 0.01 is the paper's) or ``"entropy"`` (τ holds π's
+        entropy at ``target_entropy_share`` of its maximum).
     """
 
     algo: Literal["iq", "miq"] = "miq"
