@@ -175,10 +175,10 @@ def _task_verdict(goal: Goal, rows: dict[str, dict[str, Any]], seeds: int) -> di
     if goal.cpu_against:
         ours_cpu = rows[goal.ours].get("cpu_seconds_by_machine")
         theirs_cpu = rows[goal.cpu_against].get("cpu_seconds_by_machine")
-        if not ours_cpu or not theirs_cpu:  # runs made before the harness recorded CPU time
-            return {"holds": "pending", "ratios": ratios, "cpu_ratio": None, "provisional": True}
-        cpu_ratio, cpu_by_machine = machine_matched_cpu_ratio(ours_cpu, theirs_cpu)
-        if cpu_ratio is None:  # no CPU model with runs of both: nothing comparable yet
+        # pending without CPU time (runs from before the harness recorded it) or a shared CPU model
+        if ours_cpu and theirs_cpu:
+            cpu_ratio, cpu_by_machine = machine_matched_cpu_ratio(ours_cpu, theirs_cpu)
+        if cpu_ratio is None:
             return {"holds": "pending", "ratios": ratios, "cpu_ratio": None, "provisional": True}
         holds &= cpu_ratio <= 1.0
     return {"holds": "yes" if holds else "no", "ratios": ratios, "cpu_ratio": cpu_ratio,
@@ -230,12 +230,13 @@ def _goal_markdown(section: dict[str, Any], labels: dict[str, str]) -> list[str]
     status = section["status"]
     if section["provisional"]:
         status += " (provisional: some rows have fewer seeds)"
-    lines = ["", f"Goal of issue {section['issue']}: {clause}. **{status}**, holding on "
-             f"{section['holding']} task(s). Ratios: {name}'s mean over seeds ÷ the other's.", ""]
-    heads = [f"÷ {b}" for b in bases] + (["CPU ÷"] if section["cpu_against"] else [])
+    cpu_how = ""
     if section["cpu_against"]:
-        lines[-2] += (" CPU ÷ compares runs on the same CPU model only (per model in brackets), "
-                      "averaged over the models both have runs on, weighted by our runs there.")
+        cpu_how = (" CPU ÷ compares runs on the same CPU model only (per model in brackets), averaged "
+                   "over the models both have runs on, weighted by our runs there.")
+    lines = ["", f"Goal of issue {section['issue']}: {clause}. **{status}**, holding on "
+             f"{section['holding']} task(s). Ratios: {name}'s mean over seeds ÷ the other's.{cpu_how}", ""]
+    heads = [f"÷ {b}" for b in bases] + (["CPU ÷"] if section["cpu_against"] else [])
     lines += ["| task | holds | " + " | ".join(heads) + " |", "| --- | --- |" + " ---: |" * len(heads)]
     for task, v in section["tasks"].items():
         cells = [_cell(v["ratios"].get(b), 3) for b in section["against"]]
