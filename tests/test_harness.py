@@ -661,6 +661,25 @@ def test_goal_cpu_clause_compares_runs_on_the_same_cpu_model_only():
     assert section["tasks"]["a"]["holds"] == "pending" and section["tasks"]["a"]["cpu_ratio"] is None
 
 
+def test_machine_key_tells_apart_one_model_name_with_different_vector_isas():
+    from benchmarks.harness.meta import CPU_ISA_LEVELS, cpu_isa
+    from benchmarks.harness.report import cpu_seconds_by_machine, machine_of
+
+    def run(seed: int, isa: str | None, cpu: float) -> dict:
+        r = fake_result(task="a", algorithm="q", seed=seed, final=1.0)
+        r["timing"]["cpu_seconds"] = cpu
+        r["machine"] = {"cpu_model": "AMD EPYC", **({"cpu_isa": isa} if isa else {})}
+        return r
+
+    assert machine_of(run(0, "avx2", 1.0)) == "AMD EPYC [avx2]"
+    assert machine_of(run(0, None, 1.0)) == "AMD EPYC"
+    grouped = cpu_seconds_by_machine([run(0, "avx2", 200.0), run(1, "avx512_bf16", 100.0),
+                                      run(2, "avx512_bf16", 120.0)])
+    assert grouped == {"AMD EPYC [avx2]": {"runs": 1, "cpu_seconds": 200.0},
+                       "AMD EPYC [avx512_bf16]": {"runs": 2, "cpu_seconds": 110.0}}
+    assert cpu_isa() in (*CPU_ISA_LEVELS, "other", "unknown")
+
+
 def test_goal_section_pending_strict_and_provisional():
     from benchmarks.harness.report import goal_section, markdown
     from benchmarks.harness.tiers import Goal

@@ -40,6 +40,25 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+#: Vector ISA levels, best first, that change what a CPU second buys here: with AVX-512 BF16 QMLE
+#: scores its candidates in bf16, without it bf16 products are emulated and it scores in float32.
+CPU_ISA_LEVELS = ("avx512_bf16", "avx512f", "avx2")
+
+
+def cpu_isa() -> str:
+    """The best of :data:`CPU_ISA_LEVELS` in ``/proc/cpuinfo``'s flags; "other" if none is, or
+    "unknown" where the flags cannot be read. Two CPUs that report one model name (e.g. "AMD
+    EPYC") can differ here, and then their CPU seconds are not comparable."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return next((level for level in CPU_ISA_LEVELS if level in flags), "other")
+    except OSError:
+        pass
+    return "unknown"
+
+
 def memory_gib() -> float | None:
     """Total memory in GiB (``/proc/meminfo`` or ``sysconf``); None if neither answers."""
     try:
@@ -70,6 +89,7 @@ def machine(*, torch_threads: int) -> dict[str, Any]:
         load = None
     return {
         "cpu_model": cpu_model(),
+        "cpu_isa": cpu_isa(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": usable_cpus(),
         "memory_gib": memory_gib(),
@@ -104,7 +124,9 @@ def now_iso() -> str:
 
 
 __all__ = [
+    "CPU_ISA_LEVELS",
     "LIBRARIES",
+    "cpu_isa",
     "cpu_model",
     "git_commit",
     "library_versions",

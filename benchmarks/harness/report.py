@@ -50,9 +50,14 @@ UNKNOWN_MACHINE = "unknown CPU"
 
 
 def machine_of(result: dict[str, Any]) -> str:
-    """The CPU model a run ran on: CPU seconds are only comparable between runs on the same one
-    (sessions here get different machines, e.g. an AVX-512 BF16 Xeon or an AVX2-only EPYC)."""
-    return (result.get("machine") or {}).get("cpu_model") or UNKNOWN_MACHINE
+    """The CPU a run ran on, as its model name and vector ISA level ("AMD EPYC [avx2]"): CPU
+    seconds are only comparable between runs on the same one. Sessions here get different
+    machines, and one model name has come with AVX2 only and with AVX-512 BF16. Runs recorded
+    before the ISA was are keyed by the model name alone."""
+    machine = result.get("machine") or {}
+    model = machine.get("cpu_model") or UNKNOWN_MACHINE
+    isa = machine.get("cpu_isa")
+    return f"{model} [{isa}]" if isa else model
 
 
 def cpu_seconds_by_machine(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]] | None:
