@@ -653,7 +653,7 @@ def test_goal_cpu_clause_compares_runs_on_the_same_cpu_model_only():
     text = markdown({"protocol": {"budget": 1, "warmups": 0, "eval_episodes": 1, "eval_interval": 1,
                                   "threads": 1, "device": "cpu", "seeds": [0, 1, 2]},
                      "rows": rows, "goals": [section], "tier": "t"})
-    assert "fast: 0.900; slow: 0.950" in text and "same CPU model only" in text
+    assert "fast: 0.900; slow: 0.950" in text and "same CPU only (model and vector ISA" in text
     # with no CPU model in common nothing is comparable: pending, not a verdict
     apart = [run("q", 0, "fast", 90.0), run("t", 0, "slow", 200.0)]
     [section] = goal_section([goal], table_rows(apart, tasks=["a"], algorithms=["q", "t"]),

@@ -237,8 +237,8 @@ def _goal_markdown(section: dict[str, Any], labels: dict[str, str]) -> list[str]
         status += " (provisional: some rows have fewer seeds)"
     cpu_how = ""
     if section["cpu_against"]:
-        cpu_how = (" CPU ÷ compares runs on the same CPU model only (per model in brackets), averaged "
-                   "over the models both have runs on, weighted by our runs there.")
+        cpu_how = (" CPU ÷ compares runs on the same CPU only (model and vector ISA; per CPU in "
+                   "brackets), averaged over the CPUs both have runs on, weighted by our runs there.")
     lines = ["", f"Goal of issue {section['issue']}: {clause}. **{status}**, holding on "
              f"{section['holding']} task(s). Ratios: {name}'s mean over seeds ÷ the other's.{cpu_how}", ""]
     heads = [f"÷ {b}" for b in bases] + (["CPU ÷"] if section["cpu_against"] else [])
