@@ -12,6 +12,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from tianshou_qmle.utils import cpu_flags
+
 ROOT = Path(__file__).resolve().parents[2]
 
 LIBRARIES = ("torch", "tianshou", "gymnasium", "dm_control", "mujoco", "shimmy", "numpy", "tianshou-qmle")
@@ -40,23 +42,20 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-#: Vector ISA levels, best first, that change what a CPU second buys here: with AVX-512 BF16 QMLE
-#: scores its candidates in bf16, without it bf16 products are emulated and it scores in float32.
-CPU_ISA_LEVELS = ("avx512_bf16", "avx512f", "avx2")
+#: Vector ISA levels, best first, that change what a CPU second buys here: with native bf16
+#: (:data:`tianshou_qmle.utils.CPU_BF16_FLAGS`) QMLE scores its candidates in bf16, without it bf16
+#: products are emulated and it scores in float32.
+CPU_ISA_LEVELS = ("avx512_bf16", "amx_bf16", "avx512f", "avx2")
 
 
 def cpu_isa() -> str:
-    """The best of :data:`CPU_ISA_LEVELS` in ``/proc/cpuinfo``'s flags; "other" if none is, or
-    "unknown" where the flags cannot be read. Two CPUs that report one model name (e.g. "AMD
-    EPYC") can differ here, and then their CPU seconds are not comparable."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return next((level for level in CPU_ISA_LEVELS if level in flags), "other")
-    except OSError:
-        pass
-    return "unknown"
+    """The best of :data:`CPU_ISA_LEVELS` among the CPU's flags; "other" if none is, or "unknown"
+    where the flags cannot be read. Two CPUs that report one model name (e.g. "AMD EPYC") can
+    differ here, and then their CPU seconds are not comparable."""
+    flags = cpu_flags()
+    if not flags:
+        return "unknown"
+    return next((level for level in CPU_ISA_LEVELS if level in flags), "other")
 
 
 def memory_gib() -> float | None:

@@ -277,8 +277,8 @@ def markdown(aggregate: dict[str, Any]) -> str:
             machines[model] = machines.get(model, 0) + entry["runs"]
     if machines:
         listed = "; ".join(f"{m}: {n}" for m, n in sorted(machines.items()))
-        lines += [f"Machines (CPU model: runs): {listed}. Speeds and CPU seconds differ between them; "
-                  "the goal checks compare like with like.", ""]
+        lines += [f"Machines (CPU model [vector ISA]: runs): {listed}. Speeds and CPU seconds differ "
+                  "between them; the goal checks compare like with like.", ""]
     lines += [
         "| task | algorithm | final return | seeds | env steps/s | updates/s | peak RSS (MiB) | wall (s) |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
