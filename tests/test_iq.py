@@ -487,6 +487,72 @@ def test_save_load_round_trip_gives_identical_actions_and_updates(tmp_path):
             assert torch.equal(a, b), k
 
 
+
+# --- twin pairs (ours) ----------------------------------------------------------------------------
+
+
+def test_twin_bootstraps_from_the_smaller_target_value_and_trains_both_pairs():
+    """twin=True: a second, independently initialised (π, V) pair; the TD target uses min(V̄₁, V̄₂)
+    at s′, each pair regresses on it with its own Munchausen term, and both pairs change."""
+    torch.manual_seed(5)
+    algo = make_iq(action_space=gym.spaces.Box(-1, 1, (2,), np.float32), num_bins=5, temperature=0.3,
+                   alpha=0.9, polyak=0.5, twin=True)
+    assert algo.twin_model is not None and algo.twin_model is not algo.policy.model
+    first, second = algo.policy.model.state_dict(), algo.twin_model.state_dict()
+    assert all(not torch.equal(first[k], second[k]) for k in first if k.endswith("weight"))
+    rng = np.random.default_rng(1)
+    n = 32
+    obs, obs_next = random_obs(n, seed=1), random_obs(n, seed=2)
+    buffer = transition_batch(obs, rng.uniform(-1, 1, (n, 2)), rng.normal(size=n), obs_next,
+                              np.arange(n) % 5 == 0, [False] * n)
+    before = copy.deepcopy(algo.twin_model.state_dict())
+    with policy_within_training_step(algo.policy), torch_train_mode(algo):
+        for _ in range(3):
+            algo.update(buffer, n)
+    assert any(not torch.equal(before[k], v) for k, v in algo.twin_model.state_dict().items())
+
+    batch, indices = buffer.sample(0)
+    batch = algo._preprocess_batch(batch, buffer, indices)
+    with torch.no_grad():
+        next_t = torch.as_tensor(batch.obs_next)
+        v1, v2 = algo.value_old(next_t), algo.twin_value_old(next_t)
+        assert not torch.allclose(v1, v2)
+        expected = torch.as_tensor(batch.rew, dtype=torch.float32) + algo.gamma * torch.as_tensor(
+            ~batch.terminated, dtype=torch.float32) * torch.minimum(v1, v2)
+        np.testing.assert_allclose(np.asarray(batch.returns).flatten(), expected.numpy(), rtol=1e-5, atol=1e-5)
+        obs_t = torch.as_tensor(batch.obs)
+        rep = algo.policy.action_representation(batch.act)
+        own_terms = algo.munchausen_term(obs_t, rep), algo.munchausen_term(obs_t, rep, algo.twin_actor_old)
+        assert not torch.allclose(*own_terms)
+    loss, _, _ = algo.compute_loss(batch)
+    single_loss, _, _ = algo._pair_loss(algo.policy.model, algo.actor_old, obs_t, rep, batch.returns, None)
+    twin_loss, _, _ = algo._pair_loss(algo.twin_model, algo.twin_actor_old, obs_t, rep, batch.returns, None)
+    torch.testing.assert_close(loss, single_loss + twin_loss)
+
+
+def test_twin_survives_a_checkpoint_and_the_default_builds_no_twin(tmp_path):
+    space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    assert make_iq(action_space=space).twin_model is None
+    torch.manual_seed(6)
+    algo = make_iq(action_space=space, num_bins=5, twin=True)
+    obs = random_obs(64)
+    buffer = transition_batch(obs, np.random.default_rng(3).uniform(-1, 1, (64, 2)),
+                              np.random.default_rng(4).normal(size=64), random_obs(64, seed=7),
+                              [False] * 64, [False] * 64)
+    with policy_within_training_step(algo.policy), torch_train_mode(algo):
+        algo.update(buffer, 32)
+    path = save_checkpoint(algo, tmp_path / "twin.pt", env_step=1)
+    torch.manual_seed(60)
+    restored = make_iq(action_space=space, num_bins=5, twin=True)
+    load_checkpoint(restored, path)
+    for key, value in algo.state_dict().items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, restored.state_dict()[key]), key
+    assert any(key.startswith("twin_model.") for key in algo.state_dict())
+    with pytest.raises(TypeError, match="twin must be a bool, got str"):
+        make_iq(action_space=space, twin="yes")
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 

@@ -33,6 +33,7 @@ bootstraps through truncations (partial-episode bootstrapping).
 
 from __future__ import annotations
 
+import copy
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ from torch import nn
 from tianshou_qmle.algorithm.qmle import next_observations
 from tianshou_qmle.net.action_codec import check_flat_bounded_box
 from tianshou_qmle.net.iq import GaussianActor, IQActor, IQNetwork, MultiCategoricalActor
+from tianshou_qmle.net.savo import reinitialise
 from tianshou_qmle.validation import CheckedUpdateMixin, check_observation_batch
 
 SUPPORTED_ACTION_SPACES = "gymnasium.spaces.Box (flat, finite bounds) and gymnasium.spaces.Discrete"
@@ -447,6 +449,13 @@ class IQ(CheckedUpdateMixin, OffPolicyAlgorithm[IQPolicy], LaggedNetworkPolyakUp
         it only matters where π̄ gives the stored action very little mass (e.g. random warm-up
         actions under a peaked policy).
     :param max_grad_norm: clip the gradient norm of each update; None (the paper) disables it.
+    :param twin: ours, not in the paper. False (default, the paper) trains one (π, V) pair. True
+        trains a second pair ``twin_model``, initialised independently, on the same transitions,
+        each with its own target copies and Munchausen term, and bootstraps both from
+        ``min(V̄₁, V̄₂)(s_{t+1})``: the clipped double-Q of TD3 and SAC, since V of the implicit
+        Q is a soft maximum over all n^d joint actions and its estimation errors add up over the
+        action dimensions. The policy acts with the first pair; an update costs about twice as
+        much.
     """
 
     def __init__(
@@ -460,6 +469,7 @@ class IQ(CheckedUpdateMixin, OffPolicyAlgorithm[IQPolicy], LaggedNetworkPolyakUp
         gamma: float = 0.99,
         munchausen_clip: float | None = None,
         max_grad_norm: float | None = None,
+        twin: bool = False,
     ) -> None:
         if not isinstance(policy, IQPolicy):
             raise TypeError(f"policy must be an IQPolicy, got {type(policy).__name__}")
@@ -494,12 +504,22 @@ class IQ(CheckedUpdateMixin, OffPolicyAlgorithm[IQPolicy], LaggedNetworkPolyakUp
         self.alpha = alpha
         self.gamma = gamma
         self.munchausen_clip = None if munchausen_clip is None else float(munchausen_clip)
+        if not isinstance(twin, bool):
+            raise TypeError(f"twin must be a bool, got {type(twin).__name__}")
         model = policy.model
-        self.optim = self._create_optimizer(model, optim, max_grad_norm=max_grad_norm)
+        self.twin_model: IQNetwork | None = reinitialise(copy.deepcopy(model)) if twin else None
+        """The second (π, V) pair when ``twin`` is True (trained, never acting), else None."""
+        trained = model if self.twin_model is None else nn.ModuleList([model, self.twin_model])
+        self.optim = self._create_optimizer(trained, optim, max_grad_norm=max_grad_norm)
         self.actor_old = self._add_lagged_network(model.actor)
         """π_θ̄: the target policy (its ``forward`` gives the distribution parameters)."""
         self.value_old = self._add_lagged_network(model.value)
         """V_φ̄: the target value network."""
+        self.twin_actor_old: nn.Module | None = None
+        self.twin_value_old: nn.Module | None = None
+        if self.twin_model is not None:
+            self.twin_actor_old = self._add_lagged_network(self.twin_model.actor)
+            self.twin_value_old = self._add_lagged_network(self.twin_model.value)
 
     @property
     def temperature(self) -> float:
@@ -545,9 +565,13 @@ class IQ(CheckedUpdateMixin, OffPolicyAlgorithm[IQPolicy], LaggedNetworkPolyakUp
     # --- the loss (Eq. 2) -----------------------------------------------------------------------
 
     def _target_value(self, buffer: ReplayBuffer, indices: np.ndarray) -> torch.Tensor:
-        """V_φ̄(s_{t+1}) for the transitions at ``indices`` (masked by ``compute_nstep_return``)."""
+        """V_φ̄(s_{t+1}) for the transitions at ``indices`` (masked by ``compute_nstep_return``);
+        with ``twin``, the smaller of the two target values."""
         obs_next = self.policy.observation_tensor(next_observations(buffer, indices))
-        return self.value_old(obs_next)
+        value = self.value_old(obs_next)
+        if self.twin_value_old is not None:
+            value = torch.minimum(value, self.twin_value_old(obs_next))
+        return value
 
     def _preprocess_batch(
         self,
@@ -569,14 +593,18 @@ class IQ(CheckedUpdateMixin, OffPolicyAlgorithm[IQPolicy], LaggedNetworkPolyakUp
             n_step=1,
         )
 
-    def munchausen_term(self, obs: torch.Tensor, act_rep: torch.Tensor) -> torch.Tensor:
-        """α·τ ln π_θ̄(a_t|s_t), clipped to α·[l₀, 0] if ``munchausen_clip`` is set; ``[B]``, no grad."""
+    def munchausen_term(
+        self, obs: torch.Tensor, act_rep: torch.Tensor, actor_old: nn.Module | None = None
+    ) -> torch.Tensor:
+        """α·τ ln π_θ̄(a_t|s_t), clipped to α·[l₀, 0] if ``munchausen_clip`` is set; ``[B]``, no grad.
+
+        ``actor_old`` is the target policy to read (the acting pair's, ``actor_old``, by default).
+        """
         if not self.is_munchausen:
             return obs.new_zeros(obs.shape[0])
+        actor_old = self.actor_old if actor_old is None else actor_old
         with torch.no_grad():
-            scaled_log_pi = self.temperature * self.policy.model.actor.log_prob(
-                self.actor_old(obs), act_rep
-            )
+            scaled_log_pi = self.temperature * self.policy.model.actor.log_prob(actor_old(obs), act_rep)
             if self.munchausen_clip is not None:
                 scaled_log_pi = scaled_log_pi.clamp(self.munchausen_clip, 0.0)
             return self.alpha * scaled_log_pi
@@ -591,18 +619,34 @@ class IQ(CheckedUpdateMixin, OffPolicyAlgorithm[IQPolicy], LaggedNetworkPolyakUp
         """Eq. 2 on a preprocessed batch: ``(loss, residual, diagnostics)``.
 
         The residual is ``τ ln π_θ(a|s) + V_φ(s) − target`` per transition; the loss is its
-        square averaged with the batch's importance weights (``batch.weight``) if it has any.
+        square averaged with the batch's importance weights (``batch.weight``) if it has any. With
+        ``twin`` the second pair's loss, against its own Munchausen term, is added; the residual
+        and the diagnostics are the acting pair's.
         """
-        model = self.policy.model
         obs = self.policy.observation_tensor(batch.obs)
         rep = self.policy.action_representation(batch.act)
+        weight = getattr(batch, "weight", None)
+        loss, residual, diagnostics = self._pair_loss(
+            self.policy.model, self.actor_old, obs, rep, batch.returns, weight
+        )
+        if self.twin_model is not None:
+            twin_loss, _, _ = self._pair_loss(
+                self.twin_model, self.twin_actor_old, obs, rep, batch.returns, weight
+            )
+            loss = loss + twin_loss
+        return loss, residual, diagnostics
+
+    def _pair_loss(
+        self, model: IQNetwork, actor_old: nn.Module | None, obs: torch.Tensor, rep: torch.Tensor,
+        returns: Any, weight: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """Eq. 2 for one (π, V) pair and its target policy ``actor_old``."""
         params = model.actor(obs)
         value = model.value(obs)
         q = self.temperature * model.actor.log_prob(params, rep) + value
-        munchausen = self.munchausen_term(obs, rep)
-        target = batch.returns.flatten().to(q) + munchausen
+        munchausen = self.munchausen_term(obs, rep, actor_old)
+        target = torch.as_tensor(returns).flatten().to(q) + munchausen
         residual = q - target
-        weight = getattr(batch, "weight", None)
         if weight is None:
             loss = residual.pow(2).mean()
         else:
