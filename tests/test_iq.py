@@ -519,7 +519,8 @@ def test_twin_bootstraps_from_the_smaller_target_value_and_trains_both_pairs():
         assert not torch.allclose(v1, v2)
         expected = torch.as_tensor(batch.rew, dtype=torch.float32) + algo.gamma * torch.as_tensor(
             ~batch.terminated, dtype=torch.float32) * torch.minimum(v1, v2)
-        np.testing.assert_allclose(np.asarray(batch.returns).flatten(), expected.numpy(), rtol=1e-5, atol=1e-5)
+        returns = np.asarray(batch.returns).flatten()
+        np.testing.assert_allclose(returns, expected.numpy(), rtol=1e-5, atol=1e-5)
         obs_t = torch.as_tensor(batch.obs)
         rep = algo.policy.action_representation(batch.act)
         own_terms = algo.munchausen_term(obs_t, rep), algo.munchausen_term(obs_t, rep, algo.twin_actor_old)

@@ -145,8 +145,8 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
                     help="Eq. 2 as written: no clip on the Munchausen term")
     iq.add_argument("--twin", action=argparse.BooleanOptionalAction, default=False,
                     help="ours, not in the paper: train a second (π, V) pair and bootstrap both from the "
-                         "smaller target value, as TD3's and SAC's twin critics (about 2× the update cost; no gain "
-                         "measured on Walker2d-v5, docs/iq.md)")
+                         "smaller target value, as TD3's and SAC's twin critics (about 2× the update cost; "
+                         "no gain measured on Walker2d-v5, docs/iq.md)")
     iq.add_argument("--max-grad-norm", type=positive_float, default=None,
                     help="clip the IQ gradient norm; None (the paper) does not clip")
     iq.add_argument("--stochastic-eval", action="store_true",
