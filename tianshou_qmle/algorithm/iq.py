@@ -508,7 +508,9 @@ class IQ(CheckedUpdateMixin, OffPolicyAlgorithm[IQPolicy], LaggedNetworkPolyakUp
         if not isinstance(twin, bool):
             raise TypeError(f"twin must be a bool, got {type(twin).__name__}")
         model = policy.model
-        self.twin_model: IQNetwork | None = reinitialise(copy.deepcopy(model)) if twin else None
+        self.twin_model: IQNetwork | None = (
+            cast(IQNetwork, reinitialise(copy.deepcopy(model))) if twin else None
+        )
         """The second (π, V) pair when ``twin`` is True (trained, never acting), else None."""
         trained = model if self.twin_model is None else nn.ModuleList([model, self.twin_model])
         self.optim = self._create_optimizer(trained, optim, max_grad_norm=max_grad_norm)
