@@ -140,6 +140,45 @@ def test_log_pi_is_log_softmax_and_finite_for_extreme_logits():
     assert log_p.item() < -1e4  # log of a softmax would give -inf here
 
 
+
+def test_probability_floor_mixes_each_dimension_with_the_uniform_and_bounds_log_pi():
+    eps, n = 0.1, 5
+    actor = MultiCategoricalActor(3, 2, n, hidden_sizes=(), probability_floor=eps)
+    logits = torch.tensor([[[0.0, 1e4, -1e4, 3.0, 2.0], [50.0, -50.0, 0.0, 0.0, 1.0]]])
+    probs = actor.log_policy(logits).exp()
+    expected = (1 - eps) * torch.softmax(logits, -1) + eps / n
+    torch.testing.assert_close(probs, expected)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(1, 2))
+    worst = actor.log_prob(logits, torch.tensor([[2, 1]]))
+    assert worst.item() == pytest.approx(2 * np.log(eps / n), rel=1e-5)  # the floor, per dimension
+    # the unfloored policy puts this action at about -1e4 nats
+    assert MultiCategoricalActor(3, 2, n, hidden_sizes=()).log_prob(logits, torch.tensor([[2, 1]])) < -1e4
+    assert actor.mode(logits).tolist() == [[1, 0]]
+    entropy = actor.entropy(logits)
+    assert entropy.item() == pytest.approx(-(expected * expected.log()).sum().item(), rel=1e-5)
+
+
+def test_probability_floor_makes_sampling_explore_every_bin_at_the_floor_rate():
+    torch.manual_seed(0)
+    eps, n = 0.2, 4
+    actor = MultiCategoricalActor(3, 1, n, hidden_sizes=(), probability_floor=eps)
+    peaked = torch.tensor([[[100.0, 0.0, 0.0, 0.0]]]).expand(20_000, 1, n)
+    counts = torch.bincount(actor.sample(peaked).view(-1), minlength=n).float() / 20_000
+    np.testing.assert_allclose(counts.numpy(), [1 - eps + eps / n] + [eps / n] * 3, atol=0.01)
+
+
+@pytest.mark.parametrize("floor", [-0.1, 1.0, float("nan"), True, "0.1"])
+def test_probability_floor_outside_zero_one_is_rejected(floor):
+    with pytest.raises(ValueError, match=r"probability_floor .* must be a number in \[0, 1\), got"):
+        build_iq_network(obs_dim=3, act_dim=1, probability_floor=floor)
+
+
+def test_probability_floor_is_refused_by_the_gaussian_policy():
+    with pytest.raises(ValueError, match="probability_floor applies to the multicategorical policy only"):
+        build_iq_network(obs_dim=3, act_dim=1, policy_type="gaussian", probability_floor=0.1)
+    build_iq_network(obs_dim=3, act_dim=1, policy_type="gaussian", probability_floor=0.0)
+
+
 # --- Theorem 1 ----------------------------------------------------------------------------------
 
 

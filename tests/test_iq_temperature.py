@@ -143,3 +143,15 @@ def test_temperature_is_a_training_stat():
     algo = make_iq(temperature=2.5)
     stats = algo._update_with_batch(small_batch(algo, reward=1.0))
     assert stats.temperature == 2.5 and torch.isfinite(torch.tensor(stats.loss))
+
+
+def test_probability_floor_flag_reaches_the_actor_and_defaults_to_the_papers_softmax(capsys):
+    assert iq_factory.build_iq(factory_args(), Env()).policy.model.actor.probability_floor == 0.0
+    floored = iq_factory.build_iq(factory_args("--probability-floor", "0.1"), Env())
+    assert floored.policy.model.actor.probability_floor == 0.1
+    with pytest.raises(SystemExit):
+        factory_args("--probability-floor", "1.0")
+    assert "argument --probability-floor" in capsys.readouterr().err
+    gaussian = factory_args("--policy-type", "gaussian", "--probability-floor", "0.1")
+    with pytest.raises(SystemExit, match="--probability-floor 0.1 needs --policy-type multicategorical"):
+        iq_factory.setup_from_args(gaussian, make_envs=None)  # refused before any env is built

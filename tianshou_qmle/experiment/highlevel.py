@@ -254,6 +254,10 @@ class IQParams:
     :param temperature_scheme: ``"reward"`` (the default: τ = ``temperature_relative`` × running
         mean |r|), ``"fixed"`` (``temperature``; 0.01 is the paper's) or ``"entropy"`` (τ holds π's
         entropy at ``target_entropy_share`` of its maximum).
+    :param probability_floor: ε of the multicategorical policy, (1 − ε)·softmax + ε/n per dimension
+        (ours; 0 is the paper's policy).
+    :param twin: train a second (π, V) pair and bootstrap from the smaller target value (ours).
+    :param max_grad_norm: clip the gradient norm of the IQ loss (the paper does not clip).
     """
 
     algo: Literal["iq", "miq"] = "miq"
@@ -269,6 +273,9 @@ class IQParams:
     polyak: float | None = None
     gamma: float | None = None
     hidden_sizes: tuple[int, ...] | None = None
+    probability_floor: float | None = None
+    twin: bool | None = None
+    max_grad_norm: float | None = None
 
     def namespace(self, *, device: str = "cpu") -> argparse.Namespace:
         parser = argparse.ArgumentParser()

@@ -137,6 +137,10 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
                     help="n: values per action dimension of the multicategorical policy (§4)")
     iq.add_argument("--policy-type", choices=POLICY_TYPES, default="multicategorical",
                     help="multicategorical (§4) or gaussian (the §6 ablation)")
+    iq.add_argument("--probability-floor", type=float_in(0.0, 0.99), default=0.0,
+                    help="ours, not in the paper: ε mixes each dimension's softmax with the uniform, "
+                         "(1 − ε)·softmax + ε/n, so ln π ≥ ln(ε/n) per dimension and sampling explores "
+                         "uniformly with probability ε; 0 is the paper's policy (multicategorical only)")
     iq.add_argument("--lr", type=positive_float, default=3e-4, help="Adam step size of the single IQ loss")
     iq.add_argument("--munchausen-clip", type=float, default=MUNCHAUSEN_CLIP,
                     help="l₀ < 0 clips τ ln π̄ to [l₀, 0] as M-DQN does (a departure from Eq. 2, which "
@@ -215,7 +219,7 @@ def build_iq(
         act_dim, num_bins = gym.spaces.flatdim(space), args.num_bins
     model = build_iq_network(
         obs_dim=obs_dim, act_dim=act_dim, num_bins=num_bins, hidden_sizes=args.hidden_sizes,
-        policy_type=args.policy_type, device=args.device,
+        policy_type=args.policy_type, probability_floor=args.probability_floor, device=args.device,
     )
     policy = IQPolicy(
         model=model, action_space=space, observation_space=env.observation_space,
@@ -275,6 +279,9 @@ def setup_from_args(args: argparse.Namespace, make_envs: EnvMaker) -> RunSetup:
         raise SystemExit("--updates-per-step × --env-steps-per-collect must round to ≥ 1 update")
     if args.algo != "sac":
         resolve_alpha(args)  # fail on flag clashes before building environments
+        if args.policy_type == "gaussian" and args.probability_floor > 0.0:
+            raise SystemExit(f"--probability-floor {args.probability_floor:g} needs --policy-type "
+                             f"multicategorical; the gaussian policy has no bins to floor")
     prepare_run(args)
     env, train_envs, test_envs = make_envs(
         args.task, seed=args.seed, num_train_envs=args.num_train_envs,

@@ -54,6 +54,14 @@ def _check_hidden_sizes(hidden_sizes: Sequence[int]) -> tuple[int, ...]:
     return sizes
 
 
+def check_probability_floor(value: float) -> float:
+    """ε of :class:`MultiCategoricalActor`: a real number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
+        raise ValueError(f"probability_floor (ε, the uniform share of each dimension's policy) must be "
+                         f"a number in [0, 1), got {value!r}")
+    return float(value)
+
+
 def mlp(in_dim: int, out_dim: int, hidden_sizes: Sequence[int] = (256, 256)) -> nn.Sequential:
     """Linear layers with ReLU between them; ``hidden_sizes=()`` gives a single linear map."""
     layers: list[nn.Module] = []
@@ -124,10 +132,19 @@ class MultiCategoricalActor(IQActor):
     :param num_bins: values per dimension n (11 in §6; the number of actions for ``Discrete``);
         at least 2.
     :param hidden_sizes: hidden layer widths of the core ((256, 256) as SAC's policy, §6).
+    :param probability_floor: ε in [0, 1): ours, not in the paper. Each dimension's policy becomes
+        ``(1 − ε)·softmax(F^j) + ε/n``, so ln π_j ≥ ln(ε/n) for every bin, sampling explores each
+        dimension uniformly with probability ε, and the implicit Q = τ ln π + V cannot push a
+        replayed action below ``V − τ·d·ln(n/ε)``. 0 (the default) is the paper's softmax.
     """
 
     def __init__(
-        self, obs_dim: int, act_dim: int, num_bins: int = 11, hidden_sizes: Sequence[int] = (256, 256)
+        self,
+        obs_dim: int,
+        act_dim: int,
+        num_bins: int = 11,
+        hidden_sizes: Sequence[int] = (256, 256),
+        probability_floor: float = 0.0,
     ) -> None:
         super().__init__()
         self.obs_dim = _check_positive_int(obs_dim, "obs_dim")
@@ -137,16 +154,22 @@ class MultiCategoricalActor(IQActor):
                 f"num_bins (n, values per action dimension) must be an integer ≥ 2, got {num_bins!r}"
             )
         self.num_bins = num_bins
+        self.probability_floor = check_probability_floor(probability_floor)
         self.net = mlp(obs_dim, act_dim * num_bins, hidden_sizes)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, d, n]``."""
         return self.net(obs).view(obs.shape[0], self.act_dim, self.num_bins)
 
-    @staticmethod
-    def log_policy(params: torch.Tensor) -> torch.Tensor:
-        """ln π_j(·|s) for every dimension and bin, ``[B, d, n]`` (``log_softmax`` of the logits)."""
-        return F.log_softmax(params, dim=-1)
+    def log_policy(self, params: torch.Tensor) -> torch.Tensor:
+        """ln π_j(·|s) for every dimension and bin, ``[B, d, n]``: ``log_softmax`` of the logits,
+        mixed in log space with the uniform floor when ``probability_floor`` > 0."""
+        log_p = F.log_softmax(params, dim=-1)
+        eps = self.probability_floor
+        if eps == 0.0:
+            return log_p
+        floor = torch.full_like(log_p, math.log(eps / self.num_bins))
+        return torch.logaddexp(log_p + math.log1p(-eps), floor)
 
     def log_prob(self, params: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         """``Σ_j ln π_j(a^j|s)`` for bin indices ``act`` of shape ``[B, d]``."""
@@ -155,8 +178,8 @@ class MultiCategoricalActor(IQActor):
 
     def sample(self, params: torch.Tensor) -> torch.Tensor:
         """Bin indices ``[B, d]``, one independent draw per dimension."""
-        flat = params.reshape(-1, self.num_bins)
-        return torch.multinomial(F.softmax(flat, dim=-1), 1).view(params.shape[:-1])
+        probs = self.log_policy(params).exp().reshape(-1, self.num_bins)
+        return torch.multinomial(probs, 1).view(params.shape[:-1])
 
     def mode(self, params: torch.Tensor) -> torch.Tensor:
         """The most likely bin of each dimension, ``[B, d]``."""
@@ -251,6 +274,7 @@ def build_iq_network(
     num_bins: int = 11,
     hidden_sizes: Sequence[int] = (256, 256),
     policy_type: PolicyType = "multicategorical",
+    probability_floor: float = 0.0,
     device: str | torch.device = "cpu",
 ) -> IQNetwork:
     """The IQ networks of §6: policy and value MLPs of the same widths.
@@ -261,15 +285,21 @@ def build_iq_network(
         ``Discrete(n)`` space pass n. Ignored by the Gaussian policy.
     :param hidden_sizes: hidden widths of both networks ((256, 256) in §6, as SAC).
     :param policy_type: "multicategorical" (§4, the paper's IQ) or "gaussian" (the §6 ablation).
+    :param probability_floor: ε of :class:`MultiCategoricalActor` (ours; 0, the default, is the
+        paper's softmax). The Gaussian policy accepts only 0.
     :param device: where the parameters live.
     """
+    if policy_type not in POLICY_TYPES:
+        raise ValueError(f"policy_type must be one of {POLICY_TYPES}, got {policy_type!r}")
+    check_probability_floor(probability_floor)
     actor: IQActor
     if policy_type == "multicategorical":
-        actor = MultiCategoricalActor(obs_dim, act_dim, num_bins, hidden_sizes)
-    elif policy_type == "gaussian":
-        actor = GaussianActor(obs_dim, act_dim, hidden_sizes)
+        actor = MultiCategoricalActor(obs_dim, act_dim, num_bins, hidden_sizes, probability_floor)
+    elif probability_floor != 0.0:
+        raise ValueError(f"probability_floor applies to the multicategorical policy only; "
+                         f"policy_type={policy_type!r} accepts 0, got {probability_floor!r}")
     else:
-        raise ValueError(f"policy_type must be one of {POLICY_TYPES}, got {policy_type!r}")
+        actor = GaussianActor(obs_dim, act_dim, hidden_sizes)
     return IQNetwork(actor, ValueNetwork(obs_dim, hidden_sizes)).to(device)
 
 
@@ -280,5 +310,6 @@ __all__ = [
     "MultiCategoricalActor",
     "ValueNetwork",
     "build_iq_network",
+    "check_probability_floor",
     "mlp",
 ]
