@@ -153,5 +153,5 @@ def test_probability_floor_flag_reaches_the_actor_and_defaults_to_the_papers_sof
         factory_args("--probability-floor", "1.0")
     assert "argument --probability-floor" in capsys.readouterr().err
     gaussian = factory_args("--policy-type", "gaussian", "--probability-floor", "0.1")
-    with pytest.raises(SystemExit, match="--probability-floor 0.1 needs --policy-type multicategorical"):
+    with pytest.raises(SystemExit, match=r"--probability-floor 0\.1 needs --policy-type multicategorical"):
         iq_factory.setup_from_args(gaussian, make_envs=None)  # refused before any env is built
