@@ -165,6 +165,10 @@ def test_probability_floor_makes_sampling_explore_every_bin_at_the_floor_rate():
     peaked = torch.tensor([[[100.0, 0.0, 0.0, 0.0]]]).expand(20_000, 1, n)
     counts = torch.bincount(actor.sample(peaked).view(-1), minlength=n).float() / 20_000
     np.testing.assert_allclose(counts.numpy(), [1 - eps + eps / n] + [eps / n] * 3, atol=0.01)
+    loss_only = MultiCategoricalActor(3, 1, n, hidden_sizes=(), probability_floor=eps,
+                                      sample_with_floor=False)
+    assert (loss_only.sample(peaked) == 0).all()  # the softmax alone: the mode, always
+    torch.testing.assert_close(loss_only.log_policy(peaked[:1]), actor.log_policy(peaked[:1]))
 
 
 @pytest.mark.parametrize("floor", [-0.1, 1.0, float("nan"), True, "0.1"])

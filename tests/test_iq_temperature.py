@@ -149,6 +149,10 @@ def test_probability_floor_flag_reaches_the_actor_and_defaults_to_the_papers_sof
     assert iq_factory.build_iq(factory_args(), Env()).policy.model.actor.probability_floor == 0.0
     floored = iq_factory.build_iq(factory_args("--probability-floor", "0.1"), Env())
     assert floored.policy.model.actor.probability_floor == 0.1
+    assert floored.policy.model.actor.sample_with_floor
+    loss_only_args = factory_args("--probability-floor", "0.1", "--no-sample-with-floor")
+    loss_only = iq_factory.build_iq(loss_only_args, Env())
+    assert not loss_only.policy.model.actor.sample_with_floor
     with pytest.raises(SystemExit):
         factory_args("--probability-floor", "1.0")
     assert "argument --probability-floor" in capsys.readouterr().err

@@ -256,6 +256,7 @@ class IQParams:
         entropy at ``target_entropy_share`` of its maximum).
     :param probability_floor: ε of the multicategorical policy, (1 − ε)·softmax + ε/n per dimension
         (ours; 0 is the paper's policy).
+    :param sample_with_floor: act with the floored policy (True) or the softmax alone.
     :param twin: train a second (π, V) pair and bootstrap from the smaller target value (ours).
     :param max_grad_norm: clip the gradient norm of the IQ loss (the paper does not clip).
     """
@@ -274,6 +275,7 @@ class IQParams:
     gamma: float | None = None
     hidden_sizes: tuple[int, ...] | None = None
     probability_floor: float | None = None
+    sample_with_floor: bool | None = None
     twin: bool | None = None
     max_grad_norm: float | None = None
 

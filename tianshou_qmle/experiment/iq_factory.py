@@ -141,6 +141,9 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
                     help="ours, not in the paper: ε mixes each dimension's softmax with the uniform, "
                          "(1 − ε)·softmax + ε/n, so ln π ≥ ln(ε/n) per dimension and sampling explores "
                          "uniformly with probability ε; 0 is the paper's policy (multicategorical only)")
+    iq.add_argument("--sample-with-floor", action=argparse.BooleanOptionalAction, default=True,
+                    help="act by sampling the floored policy; --no-sample-with-floor samples the softmax "
+                         "alone, so the floor bounds ln π in the loss without exploring")
     iq.add_argument("--lr", type=positive_float, default=3e-4, help="Adam step size of the single IQ loss")
     iq.add_argument("--munchausen-clip", type=float, default=MUNCHAUSEN_CLIP,
                     help="l₀ < 0 clips τ ln π̄ to [l₀, 0] as M-DQN does (a departure from Eq. 2, which "
@@ -219,7 +222,8 @@ def build_iq(
         act_dim, num_bins = gym.spaces.flatdim(space), args.num_bins
     model = build_iq_network(
         obs_dim=obs_dim, act_dim=act_dim, num_bins=num_bins, hidden_sizes=args.hidden_sizes,
-        policy_type=args.policy_type, probability_floor=args.probability_floor, device=args.device,
+        policy_type=args.policy_type, probability_floor=args.probability_floor,
+        sample_with_floor=args.sample_with_floor, device=args.device,
     )
     policy = IQPolicy(
         model=model, action_space=space, observation_space=env.observation_space,

@@ -136,6 +136,9 @@ class MultiCategoricalActor(IQActor):
         ``(1 − ε)·softmax(F^j) + ε/n``, so ln π_j ≥ ln(ε/n) for every bin, sampling explores each
         dimension uniformly with probability ε, and the implicit Q = τ ln π + V cannot push a
         replayed action below ``V − τ·d·ln(n/ε)``. 0 (the default) is the paper's softmax.
+    :param sample_with_floor: whether acting samples the floored policy (True, the default) or the
+        softmax alone (False: the floor then shapes only ln π in the loss, and the behaviour policy
+        is the softmax, which separates the floor's exploration from its bound on ln π).
     """
 
     def __init__(
@@ -145,6 +148,7 @@ class MultiCategoricalActor(IQActor):
         num_bins: int = 11,
         hidden_sizes: Sequence[int] = (256, 256),
         probability_floor: float = 0.0,
+        sample_with_floor: bool = True,
     ) -> None:
         super().__init__()
         self.obs_dim = _check_positive_int(obs_dim, "obs_dim")
@@ -155,6 +159,9 @@ class MultiCategoricalActor(IQActor):
             )
         self.num_bins = num_bins
         self.probability_floor = check_probability_floor(probability_floor)
+        if not isinstance(sample_with_floor, bool):
+            raise TypeError(f"sample_with_floor must be a bool, got {sample_with_floor!r}")
+        self.sample_with_floor = sample_with_floor
         self.net = mlp(obs_dim, act_dim * num_bins, hidden_sizes)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -177,8 +184,10 @@ class MultiCategoricalActor(IQActor):
         return self.log_policy(params).gather(-1, index).squeeze(-1).sum(-1)
 
     def sample(self, params: torch.Tensor) -> torch.Tensor:
-        """Bin indices ``[B, d]``, one independent draw per dimension."""
-        probs = self.log_policy(params).exp().reshape(-1, self.num_bins)
+        """Bin indices ``[B, d]``, one independent draw per dimension (from the softmax alone when
+        ``sample_with_floor`` is False)."""
+        log_p = self.log_policy(params) if self.sample_with_floor else F.log_softmax(params, dim=-1)
+        probs = log_p.exp().reshape(-1, self.num_bins)
         return torch.multinomial(probs, 1).view(params.shape[:-1])
 
     def mode(self, params: torch.Tensor) -> torch.Tensor:
@@ -275,6 +284,7 @@ def build_iq_network(
     hidden_sizes: Sequence[int] = (256, 256),
     policy_type: PolicyType = "multicategorical",
     probability_floor: float = 0.0,
+    sample_with_floor: bool = True,
     device: str | torch.device = "cpu",
 ) -> IQNetwork:
     """The IQ networks of §6: policy and value MLPs of the same widths.
@@ -287,6 +297,7 @@ def build_iq_network(
     :param policy_type: "multicategorical" (§4, the paper's IQ) or "gaussian" (the §6 ablation).
     :param probability_floor: ε of :class:`MultiCategoricalActor` (ours; 0, the default, is the
         paper's softmax). The Gaussian policy accepts only 0.
+    :param sample_with_floor: see :class:`MultiCategoricalActor` (True: act with the floored policy).
     :param device: where the parameters live.
     """
     if policy_type not in POLICY_TYPES:
@@ -294,7 +305,8 @@ def build_iq_network(
     check_probability_floor(probability_floor)
     actor: IQActor
     if policy_type == "multicategorical":
-        actor = MultiCategoricalActor(obs_dim, act_dim, num_bins, hidden_sizes, probability_floor)
+        actor = MultiCategoricalActor(obs_dim, act_dim, num_bins, hidden_sizes, probability_floor,
+                                      sample_with_floor)
     elif probability_floor != 0.0:
         raise ValueError(f"probability_floor applies to the multicategorical policy only; "
                          f"policy_type={policy_type!r} accepts 0, got {probability_floor!r}")
