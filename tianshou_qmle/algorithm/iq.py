@@ -562,7 +562,7 @@ class IQ(CheckedUpdateMixin, OffPolicyAlgorithm[IQPolicy], LaggedNetworkPolyakUp
                 "1-d Box with the multicategorical policy); use implicit_q(obs, act) otherwise"
             )
         obs_t = self.policy.observation_tensor(obs)
-        log_pi = MultiCategoricalActor.log_policy(actor(obs_t))[:, 0, :]
+        log_pi = actor.log_policy(actor(obs_t))[:, 0, :]
         return self.temperature * log_pi + self.policy.model.value(obs_t).unsqueeze(-1)
 
     # --- the loss (Eq. 2) -----------------------------------------------------------------------
