@@ -140,7 +140,6 @@ def test_log_pi_is_log_softmax_and_finite_for_extreme_logits():
     assert log_p.item() < -1e4  # log of a softmax would give -inf here
 
 
-
 def test_probability_floor_mixes_each_dimension_with_the_uniform_and_bounds_log_pi():
     eps, n = 0.1, 5
     actor = MultiCategoricalActor(3, 2, n, hidden_sizes=(), probability_floor=eps)

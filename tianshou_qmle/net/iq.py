@@ -186,8 +186,9 @@ class MultiCategoricalActor(IQActor):
     def sample(self, params: torch.Tensor) -> torch.Tensor:
         """Bin indices ``[B, d]``, one independent draw per dimension (from the softmax alone when
         ``sample_with_floor`` is False)."""
-        log_p = self.log_policy(params) if self.sample_with_floor else F.log_softmax(params, dim=-1)
-        probs = log_p.exp().reshape(-1, self.num_bins)
+        floored = self.sample_with_floor and self.probability_floor > 0.0
+        probs = self.log_policy(params).exp() if floored else F.softmax(params, dim=-1)
+        probs = probs.reshape(-1, self.num_bins)
         return torch.multinomial(probs, 1).view(params.shape[:-1])
 
     def mode(self, params: torch.Tensor) -> torch.Tensor:
