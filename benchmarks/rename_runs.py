@@ -26,42 +26,59 @@ files move in two phases. Regenerate the tier's report afterwards (``learning.py
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: make `benchmarks` importable
 from benchmarks.harness.algorithms import AlgorithmEntry, entry_for
+from benchmarks.harness.spec import RunSpec, log_path, result_path
 
 STAGING_SUFFIX = ".renaming"
 
 
 @dataclass(frozen=True)
 class Move:
-    """One run's rename: its JSON (and log, where one exists) and the rewritten record."""
+    """One run's rename: where its JSON and log are, where they go, and the rewritten record."""
 
-    task: str
-    seed: str
-    old: str
-    new: str
-    run: Path
-    log: Path | None
+    tier: Path
+    spec: RunSpec
+    renamed: RunSpec
     record: dict[str, Any]
 
     @property
+    def run(self) -> Path:
+        return result_path(self.tier, self.spec)
+
+    @property
     def target(self) -> Path:
-        return self.run.with_name(f"{self.new}__{self.seed}.json")
+        return result_path(self.tier, self.renamed)
 
 
-def split_run_name(path: Path) -> tuple[str, str]:
-    """(algorithm, "seedS") of ``ALGO__seedS.json``."""
-    algorithm, sep, seed = path.stem.rpartition("__")
-    if not sep or not seed.startswith("seed"):
-        raise ValueError(f"{path} is not named ALGORITHM__seedS.json")
-    return algorithm, seed
+def finished_runs(tier: Path) -> list[tuple[RunSpec, dict[str, Any]]]:
+    """Every run JSON under ``tier`` with the spec its ``protocol`` records.
+
+    :raises ValueError: for a JSON whose protocol is not a run spec, or that lies where another
+        spec's result belongs.
+    """
+    runs = []
+    for path in sorted((tier / "runs").glob("*/*.json")):
+        record = json.loads(path.read_text())
+        try:
+            spec = RunSpec(**record["protocol"])
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"{path} does not record a run protocol: {err}") from err
+        if result_path(tier, spec) != path:
+            raise ValueError(f"{path} records {spec.name}, whose result belongs at {result_path(tier, spec)}")
+        runs.append((spec, record))
+    if not runs:
+        raise ValueError(f"no runs under {tier / 'runs'}")
+    return runs
 
 
 def appended_names(
@@ -77,16 +94,17 @@ def appended_names(
 
 
 def renamed_record(
-    record: dict[str, Any], *, new: str, entry: AlgorithmEntry, note: str, missing: Mapping[str, Any]
+    record: dict[str, Any], *, renamed: RunSpec, entry: AlgorithmEntry, note: str, missing: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """``record`` under its new name, with its former identity appended to ``renamed_from``."""
-    out = json.loads(json.dumps(record))
+    """``record`` as the run ``renamed``, with its former identity appended to ``renamed_from``."""
+    out = copy.deepcopy(record)
     former = {"algorithm": record["algorithm"], "label": record.get("label"),
               "hyperparameter_source": record.get("hyperparameter_source"), "note": note}
     earlier = out.get("renamed_from")
     out["renamed_from"] = ([earlier] if isinstance(earlier, dict) else list(earlier or [])) + [former]
-    out["algorithm"], out["label"], out["hyperparameter_source"] = new, entry.label, entry.source
-    out.setdefault("protocol", {})["algorithm"] = new
+    out["algorithm"], out["label"] = renamed.algorithm, entry.label
+    out["hyperparameter_source"] = entry.source
+    out["protocol"] = renamed.protocol()
     hyperparameters = out.setdefault("hyperparameters", {})
     for key, value in missing.items():
         hyperparameters.setdefault(key, value)
@@ -106,27 +124,19 @@ def plan(
     :raises ValueError: for an unknown new name, a rename onto a run that stays, or two runs that
         would end with one name.
     """
-    runs = sorted((tier / "runs").glob("*/*.json"))
-    if not runs:
-        raise ValueError(f"no runs under {tier / 'runs'}")
+    runs = finished_runs(tier)
     entries = {new: lookup(new) for new in set(renames.values())}  # fails early on a bad name
-    moves: list[Move] = []
-    for run in runs:
-        old, seed = split_run_name(run)
-        if old not in renames:
+    moves = []
+    for spec, record in runs:
+        if spec.algorithm not in renames:
             continue
-        record = json.loads(run.read_text())
-        if record.get("algorithm") != old:
-            raise ValueError(f"{run} records algorithm {record.get('algorithm')!r}, not {old!r}")
-        log = tier / "logs" / run.parent.name / f"{old}__{seed}.log"
-        moves.append(Move(task=run.parent.name, seed=seed, old=old, new=renames[old], run=run,
-                          log=log if log.exists() else None,
-                          record=renamed_record(record, new=renames[old], entry=entries[renames[old]],
+        renamed = replace(spec, algorithm=renames[spec.algorithm])
+        moves.append(Move(tier=tier, spec=spec, renamed=renamed,
+                          record=renamed_record(record, renamed=renamed, entry=entries[renamed.algorithm],
                                                 note=note, missing=missing or {})))
     leaving = {m.run for m in moves}
-    targets = [m.target for m in moves]
-    for target in targets:
-        if targets.count(target) > 1:
+    for target, count in Counter(m.target for m in moves).items():
+        if count > 1:
             raise ValueError(f"two runs would be renamed to {target}")
         if target.exists() and target not in leaving:
             raise ValueError(
@@ -141,24 +151,23 @@ def apply(moves: Sequence[Move]) -> None:
         staged_run = move.run.with_name(move.run.name + STAGING_SUFFIX)
         staged_run.write_text(json.dumps(move.record, indent=2) + "\n")
         move.run.unlink()
+        log = log_path(move.tier, move.spec)
         staged_log = None
-        if move.log is not None:
-            staged_log = move.log.with_name(move.log.name + STAGING_SUFFIX)
-            move.log.rename(staged_log)
+        if log.exists():
+            staged_log = log.with_name(log.name + STAGING_SUFFIX)
+            log.rename(staged_log)
         staged.append((move, staged_run, staged_log))
     for move, staged_run, staged_log in staged:
         staged_run.rename(move.target)
         if staged_log is not None:
-            staged_log.rename(staged_log.with_name(f"{move.new}__{move.seed}.log"))
+            staged_log.rename(log_path(move.tier, move.renamed))
 
 
 def json_value(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(
-            f"--set-missing VALUE must be JSON (0.0, true, \"x\"), got {text!r}"
-        ) from err
+        raise ValueError(f"--set-missing VALUE must be JSON (0.0, true, \"x\"), got {text!r}") from err
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,14 +201,15 @@ def requested_renames(args: argparse.Namespace, names: Sequence[str]) -> dict[st
 
 def main(argv: list[str] | None = None) -> list[Move]:
     args = build_parser().parse_args(argv)
-    names = sorted({split_run_name(run)[0] for run in (args.dir / "runs").glob("*/*.json")})
     try:
+        names = sorted({spec.algorithm for spec, _ in finished_runs(args.dir)})
         moves = plan(args.dir, requested_renames(args, names), note=args.note,
                      missing={key: json_value(value) for key, value in args.set_missing})
-    except (ValueError, argparse.ArgumentTypeError) as err:
+    except ValueError as err:
         raise SystemExit(f"rename_runs: {err}") from err
     for move in moves:
-        print(f"{move.task}: {move.old}__{move.seed} → {move.new}__{move.seed}")
+        print(f"{move.spec.task}: {move.spec.algorithm}__seed{move.spec.seed} → "
+              f"{move.renamed.algorithm}__seed{move.spec.seed}")
     if not args.dry_run:
         apply(moves)
         print(f"renamed {len(moves)} runs; now run learning.py --report-only over the tier")

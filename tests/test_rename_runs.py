@@ -8,18 +8,21 @@ from pathlib import Path
 import pytest
 
 from benchmarks import rename_runs
+from benchmarks.harness.spec import RunSpec, log_path, result_path
 
 
 def write_run(
     tier: Path, task: str, algorithm: str, seed: int, *, final: float, **hyperparameters: object
 ) -> None:
+    spec = RunSpec(algorithm=algorithm, task=task, seed=seed, budget=100_000, warmup=10_000,
+                   eval_interval=10_000, eval_episodes=10, threads=1)
     record = {"algorithm": algorithm, "label": f"label of {algorithm}", "hyperparameter_source": "old source",
-              "protocol": {"algorithm": algorithm}, "hyperparameters": dict(hyperparameters),
+              "protocol": spec.protocol(), "hyperparameters": dict(hyperparameters),
               "final_return_mean": final}
-    run = tier / "runs" / task / f"{algorithm}__seed{seed}.json"
+    run = result_path(tier, spec)
     run.parent.mkdir(parents=True, exist_ok=True)
     run.write_text(json.dumps(record))
-    log = tier / "logs" / task / f"{algorithm}__seed{seed}.log"
+    log = log_path(tier, spec)
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(f"log of {algorithm} {final}\n")
 
@@ -73,6 +76,13 @@ def test_renaming_onto_a_run_that_stays_fails_before_anything_is_written(tier: P
         rename_runs.plan(tier, {"miq+probability-floor=0.01": "miq+twin", "miq": "miq+twin"}, note="x")
     with pytest.raises(ValueError, match="unknown algorithm"):
         rename_runs.plan(tier, {"miq": "no-such-agent"}, note="x")
+    misplaced = tier / "runs" / "Walker2d-v5" / "miq__seed0.json"
+    misplaced.parent.mkdir()
+    misplaced.write_text((tier / "runs" / "Hopper-v5" / "miq__seed0.json").read_text())
+    with pytest.raises(ValueError, match="whose result belongs at"):
+        rename_runs.plan(tier, {"miq": "miq+twin"}, note="x")
+    misplaced.unlink()
+    misplaced.parent.rmdir()
     assert {p: p.read_text() for p in tier.rglob("*") if p.is_file()} == before
 
 
@@ -90,7 +100,7 @@ def test_cli_dry_run_prints_the_moves_and_writes_nothing(tier: Path, capsys):
     before = sorted(p.name for p in tier.rglob("*.json"))
     moves = rename_runs.main(["--dir", str(tier), "--append", "+probability-floor=0", "--bases", "miq",
                               "--unless", "probability-floor", "--note", "n", "--dry-run"])
-    assert [(m.old, m.new) for m in moves] == [("miq", "miq+probability-floor=0")]
+    assert [(m.spec.algorithm, m.renamed.algorithm) for m in moves] == [("miq", "miq+probability-floor=0")]
     assert "miq__seed0 → miq+probability-floor=0__seed0" in capsys.readouterr().out
     assert sorted(p.name for p in tier.rglob("*.json")) == before
     with pytest.raises(SystemExit, match="nothing to rename"):
